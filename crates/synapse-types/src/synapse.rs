@@ -1,0 +1,237 @@
+//! The `Synapse` kind: one Matrix homeserver.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{ConfigMapReference, State};
+use crate::contract::AppServiceStatus;
+
+/// CEL rule: a Matrix server name is a DNS name, an IPv4 literal or a bracketed IPv6 literal,
+/// optionally followed by `:port` (Matrix specification, appendix "Server Name").
+pub const SERVER_NAME_RULE: &str = r"self.matches('^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?([.][a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*|\\[[0-9a-fA-F:.]{2,45}\\])(:[0-9]{1,5})?$')";
+
+/// Desired state of a Synapse homeserver.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "synapse.opdev.io",
+    version = "v1alpha1",
+    kind = "Synapse",
+    plural = "synapses",
+    namespaced,
+    status = "SynapseStatus",
+    derive = "PartialEq",
+    shortname = "syn",
+    category = "matrix",
+    doc = "A Matrix homeserver (Synapse). Its configuration comes either from a few values or from \
+           a homeserver.yaml in a ConfigMap; bridges register with it through the app-service \
+           annotations described in status.appServices.",
+    printcolumn(
+        name = "Server Name",
+        type_ = "string",
+        description = "The Matrix server name",
+        json_path = ".status.homeserverConfiguration.serverName"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Whether Synapse is deployed and its pod is ready",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SynapseSpec {
+    /// Where the homeserver.yaml configuration comes from: set exactly one of `values` (the
+    /// operator writes the configuration) or `configMap` (your own homeserver.yaml).
+    pub homeserver: Homeserver,
+
+    /// Provision a PostgreSQL database for this Synapse and point its `database` section at it.
+    /// When false, Synapse uses SQLite or the database your own homeserver.yaml names.
+    #[serde(default, rename = "createNewPostgreSQL")]
+    pub create_new_postgresql: bool,
+
+    /// Accepted for compatibility with the original operator. The workloads always run under the
+    /// `restricted` Pod Security standard, so OpenShift needs no special security context
+    /// constraint and this field changes nothing.
+    #[serde(default)]
+    pub is_openshift: bool,
+}
+
+/// Source of the homeserver.yaml configuration file.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(
+    validation = Rule::new("has(self.values) || has(self.configMap)").message(
+        "spec.homeserver needs one of values (the operator writes homeserver.yaml) or configMap \
+         (a ConfigMap holding your own homeserver.yaml)"
+    ),
+    validation = Rule::new("!(has(self.values) && has(self.configMap))").message(
+        "spec.homeserver.values and spec.homeserver.configMap are mutually exclusive: set only one"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Homeserver {
+    /// A ConfigMap holding your own configuration under the key `homeserver.yaml`. It is used as
+    /// is and never modified: the operator adds its own settings (paths, secrets, app services)
+    /// in a separate file and follows later edits of the ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapReference>,
+
+    /// A few values from which the operator writes a complete homeserver.yaml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<HomeserverValues>,
+}
+
+/// Values from which the operator writes homeserver.yaml.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HomeserverValues {
+    /// The public-facing domain of the server (Matrix `server_name`): the part after the colon
+    /// in user IDs such as @alice:example.com. A DNS name or IP literal, optionally with a port.
+    /// It cannot be changed once set.
+    #[x_kube(
+        validation = Rule::new(SERVER_NAME_RULE).message(
+            "serverName must be a Matrix server name: a DNS name, an IPv4 address or an IPv6 \
+             address in brackets, optionally followed by :port (e.g. example.com, \
+             matrix.example.com:8448, [2001:db8::1])"
+        ),
+        validation = Rule::new("self == oldSelf").message(
+            "serverName is immutable: user IDs, room IDs and event signatures are bound to the \
+             server name, so changing it breaks the homeserver. Create a new Synapse to use \
+             another server name"
+        )
+    )]
+    #[schemars(length(min = 1, max = 255))]
+    pub server_name: String,
+
+    /// Whether Synapse reports anonymized homeserver usage statistics (`report_stats`).
+    pub report_stats: bool,
+
+    /// Whether anyone may register a new account on this server (`enable_registration`).
+    #[serde(default)]
+    pub enable_registration: bool,
+}
+
+/// Observed state of a Synapse homeserver.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SynapseStatus {
+    /// Latest observations of the homeserver's state. `Ready` is True only when Synapse's pod is
+    /// ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The `metadata.generation` of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// State of the Synapse instance: RUNNING or FAILED (kept from the original operator; see
+    /// `conditions` for detail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<State>,
+
+    /// Reason for the current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+
+    /// The configuration Synapse runs with, from `spec.homeserver.values` or read from the input
+    /// ConfigMap. Bridges read the server name from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homeserver_configuration: Option<HomeserverConfigurationStatus>,
+
+    /// URL of the Synapse client API inside the cluster (e.g.
+    /// http://NAME.NAMESPACE.svc.cluster.local:8008). Bridges connect to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_url: Option<String>,
+
+    /// The bridges deployed for this Synapse (kept from the original operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridges: Option<BridgesStatus>,
+
+    /// Every app-service registration announced to this Synapse by annotation, and whether it
+    /// was accepted (mounted and live) or rejected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_services: Vec<AppServiceStatus>,
+
+    /// Connection information of the PostgreSQL database provisioned for this Synapse. Unlike
+    /// the original operator, the password is not published here: it stays in a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_connection_info: Option<DatabaseConnectionInfo>,
+
+    /// Kept for compatibility with the original operator's status, which used it as an internal
+    /// trigger. This operator is level-triggered and never sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_reconcile: Option<bool>,
+}
+
+/// The homeserver configuration Synapse runs with.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HomeserverConfigurationStatus {
+    /// The public-facing domain of the server (Matrix `server_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+
+    /// Whether anonymized homeserver usage statistics are reported.
+    #[serde(default)]
+    pub report_stats: bool,
+
+    /// Whether new user registration is enabled.
+    #[serde(default)]
+    pub registration_enabled: bool,
+}
+
+/// The bridges deployed for a Synapse.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct BridgesStatus {
+    /// The Heisenbridge (IRC bridge) connected to this Synapse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heisenbridge: Option<BridgeStatus>,
+
+    /// The mautrix-signal bridge connected to this Synapse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mautrixsignal: Option<BridgeStatus>,
+}
+
+/// One bridge deployed for a Synapse.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct BridgeStatus {
+    /// Whether such a bridge is deployed for this Synapse.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Name of the bridge object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Where the provisioned PostgreSQL database is reached. Secrets are never part of it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatabaseConnectionInfo {
+    /// Endpoint (host:port) of the PostgreSQL server inside the cluster.
+    #[serde(
+        default,
+        rename = "connectionURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_url: Option<String>,
+
+    /// Name of the database Synapse uses.
+    #[serde(
+        default,
+        rename = "databaseName",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub database_name: Option<String>,
+
+    /// Database user Synapse connects as. Its password is kept in a Secret, never in the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+
+    /// State of the PostgreSQL database (the field name is capitalised as in the original
+    /// operator).
+    #[serde(default, rename = "State", skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}

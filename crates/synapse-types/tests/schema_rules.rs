@@ -1,0 +1,227 @@
+//! The CRDs' validation, checked offline: manifests in the original operator's shape deserialize
+//! and pass the CEL rules; invalid ones fail with our messages. The same fixtures are applied to
+//! a real apiserver by the e2e tests (`e2e/tests/crds.rs`), which also cover the OpenAPI checks
+//! (required fields, bounds) that the offline CEL evaluator does not run.
+
+use std::path::PathBuf;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
+use kube::CustomResourceExt;
+use kube::core::cel::Validator;
+use serde_json::{Value, json};
+use synapse_types::{Heisenbridge, MautrixSignal, Synapse};
+
+fn fixture(path: &str) -> Value {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../e2e/testdata/original-api")
+        .join(path);
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"))
+}
+
+fn root_schema(crd: &CustomResourceDefinition) -> JSONSchemaProps {
+    crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.clone())
+        .expect("a generated CRD has a schema")
+}
+
+/// The messages of the CEL rules `object` breaks, given its previous state `old`.
+fn cel_failures(crd: &CustomResourceDefinition, object: &Value, old: Option<&Value>) -> Vec<String> {
+    let schema = serde_json::to_value(root_schema(crd)).unwrap();
+    match Validator::new().validate(&schema, object, old) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.as_slice().iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+fn crd_for(kind: &str) -> CustomResourceDefinition {
+    match kind {
+        "Synapse" => Synapse::crd(),
+        "Heisenbridge" => Heisenbridge::crd(),
+        "MautrixSignal" => MautrixSignal::crd(),
+        other => panic!("unexpected kind {other}"),
+    }
+}
+
+#[test]
+fn original_manifests_deserialize_and_pass_the_rules() {
+    for path in [
+        "synapse-values.yaml",
+        "synapse-values-postgresql.yaml",
+        "synapse-configmap.yaml",
+        "synapse-configmap-namespace.yaml",
+        "heisenbridge-default.yaml",
+        "heisenbridge-configmap.yaml",
+        "heisenbridge-verbose.yaml",
+        "mautrixsignal-default.yaml",
+        "mautrixsignal-configmap.yaml",
+    ] {
+        let object = fixture(path);
+        let kind = object["kind"].as_str().unwrap().to_owned();
+        let typed = match kind.as_str() {
+            "Synapse" => serde_json::from_value::<Synapse>(object.clone()).map(|_| ()),
+            "Heisenbridge" => serde_json::from_value::<Heisenbridge>(object.clone()).map(|_| ()),
+            _ => serde_json::from_value::<MautrixSignal>(object.clone()).map(|_| ()),
+        };
+        typed.unwrap_or_else(|e| panic!("{path} does not deserialize: {e}"));
+        assert_eq!(cel_failures(&crd_for(&kind), &object, None), Vec::<String>::new(), "{path}");
+    }
+}
+
+#[test]
+fn original_fields_keep_their_meaning() {
+    let synapse: Synapse = serde_json::from_value(fixture("synapse-values-postgresql.yaml")).unwrap();
+    assert!(synapse.spec.create_new_postgresql);
+    let values = synapse.spec.homeserver.values.unwrap();
+    assert_eq!(values.server_name, "my.matrix.host");
+    assert!(!values.report_stats);
+    assert!(!values.enable_registration, "registration is off unless asked for");
+
+    let synapse: Synapse =
+        serde_json::from_value(fixture("synapse-configmap-namespace.yaml")).unwrap();
+    let config_map = synapse.spec.homeserver.config_map.unwrap();
+    assert_eq!(config_map.name, "my-custom-homeserver");
+    assert_eq!(config_map.namespace.as_deref(), Some("default"));
+
+    let bridge: Heisenbridge = serde_json::from_value(fixture("heisenbridge-verbose.yaml")).unwrap();
+    assert_eq!(bridge.spec.verbose_level, 2);
+    assert_eq!(bridge.spec.synapse.name, "values");
+}
+
+#[test]
+fn homeserver_needs_exactly_one_source() {
+    let both = cel_failures(&Synapse::crd(), &fixture("invalid/synapse-both.yaml"), None);
+    assert_eq!(both.len(), 1, "{both:?}");
+    assert!(both[0].contains("mutually exclusive"), "{both:?}");
+
+    let neither = cel_failures(&Synapse::crd(), &fixture("invalid/synapse-neither.yaml"), None);
+    assert_eq!(neither.len(), 1, "{neither:?}");
+    assert!(neither[0].contains("needs one of values"), "{neither:?}");
+}
+
+fn synapse_named(server_name: &str) -> Value {
+    json!({
+        "apiVersion": "synapse.opdev.io/v1alpha1",
+        "kind": "Synapse",
+        "metadata": {"name": "s"},
+        "spec": {"homeserver": {"values": {"serverName": server_name, "reportStats": false}}},
+    })
+}
+
+#[test]
+fn server_name_must_be_a_matrix_server_name() {
+    for valid in [
+        "example.com",
+        "matrix.example.com:8448",
+        "localhost",
+        "synapse-1.my-ns.svc",
+        "1.2.3.4",
+        "1.2.3.4:1234",
+        "[1234:5678::abcd]",
+        "[::1]:8008",
+        "[2001:db8::1.2.3.4]",
+        "EXAMPLE.org",
+    ] {
+        let failures = cel_failures(&Synapse::crd(), &synapse_named(valid), None);
+        assert!(failures.is_empty(), "{valid} rejected: {failures:?}");
+    }
+    for invalid in [
+        "https://example.com",
+        "example.com/",
+        "example..com",
+        "-example.com",
+        "example-.com",
+        "example.com.",
+        "example.com:",
+        "example.com:123456",
+        "exa mple.com",
+        "user@example.com",
+        "[::1",
+        "[example.com]",
+        "ex_ample.com",
+    ] {
+        let failures = cel_failures(&Synapse::crd(), &synapse_named(invalid), None);
+        assert!(
+            failures.iter().any(|m| m.contains("must be a Matrix server name")),
+            "{invalid} accepted: {failures:?}"
+        );
+    }
+}
+
+#[test]
+fn server_name_is_immutable() {
+    let old = synapse_named("example.com");
+    let changed = cel_failures(&Synapse::crd(), &synapse_named("example.org"), Some(&old));
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].contains("serverName is immutable"), "{changed:?}");
+    assert!(changed[0].contains("breaks the homeserver"), "{changed:?}");
+
+    let unchanged = cel_failures(&Synapse::crd(), &synapse_named("example.com"), Some(&old));
+    assert!(unchanged.is_empty(), "{unchanged:?}");
+}
+
+/// Follows `path` (property names) from the root schema.
+fn schema_at(crd: &CustomResourceDefinition, path: &[&str]) -> JSONSchemaProps {
+    path.iter().fold(root_schema(crd), |schema, name| {
+        schema
+            .properties
+            .and_then(|mut p| p.remove(*name))
+            .unwrap_or_else(|| panic!("no property {name} in {path:?}"))
+    })
+}
+
+#[test]
+fn openapi_bounds_and_required_fields() {
+    let verbose = schema_at(&Heisenbridge::crd(), &["spec", "verboseLevel"]);
+    assert_eq!((verbose.minimum, verbose.maximum), (Some(0.0), Some(3.0)));
+
+    for crd in [Heisenbridge::crd(), MautrixSignal::crd()] {
+        let spec = schema_at(&crd, &["spec"]);
+        assert_eq!(spec.required, Some(vec!["synapse".to_owned()]));
+        let synapse = schema_at(&crd, &["spec", "synapse"]);
+        assert_eq!(synapse.required, Some(vec!["name".to_owned()]));
+    }
+    let spec = schema_at(&Synapse::crd(), &["spec"]);
+    assert_eq!(spec.required, Some(vec!["homeserver".to_owned()]));
+}
+
+#[test]
+fn conditions_are_a_map_keyed_by_type() {
+    for crd in [Synapse::crd(), Heisenbridge::crd(), MautrixSignal::crd()] {
+        let conditions = schema_at(&crd, &["status", "conditions"]);
+        assert_eq!(conditions.x_kubernetes_list_type.as_deref(), Some("map"));
+        assert_eq!(conditions.x_kubernetes_list_map_keys, Some(vec!["type".to_owned()]));
+        assert!(crd.spec.versions[0].subresources.as_ref().unwrap().status.is_some());
+    }
+}
+
+/// `kubectl explain` shows these descriptions: every property must have one.
+#[test]
+fn every_field_is_described() {
+    fn walk(schema: &JSONSchemaProps, path: &str, missing: &mut Vec<String>) {
+        if schema.description.as_deref().is_none_or(str::is_empty) {
+            missing.push(path.to_owned());
+        }
+        for (name, child) in schema.properties.iter().flatten() {
+            walk(child, &format!("{path}.{name}"), missing);
+        }
+        if let Some(items) = &schema.items {
+            let k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(items) = items else {
+                panic!("{path}: tuple arrays are not used");
+            };
+            for (name, child) in items.properties.iter().flatten() {
+                walk(child, &format!("{path}[].{name}"), missing);
+            }
+        }
+    }
+    for crd in [Synapse::crd(), Heisenbridge::crd(), MautrixSignal::crd()] {
+        let mut missing = Vec::new();
+        walk(&root_schema(&crd), &crd.spec.names.kind, &mut missing);
+        assert!(missing.is_empty(), "fields without a description: {missing:?}");
+    }
+}
