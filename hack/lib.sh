@@ -1,0 +1,42 @@
+# Shared by the hack/ scripts (sourced, not run): pinned versions and where things live.
+# shellcheck shell=bash
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(dirname "${HACK_DIR}")"
+
+# shellcheck source=hack/versions.env
+source "${HACK_DIR}/versions.env"
+
+# Everything built or run lives outside the repository.
+SO_CACHE="${XDG_CACHE_HOME:-${HOME}/.cache}/synapse-operators"
+TOOLS_CACHE="${SO_CACHE}/tools"
+CLUSTER_DIR="${SO_CACHE}/cluster"
+
+# Directory holding one tool's binaries for the pinned version.
+tool_dir() {
+  local name="$1" version
+  case "${name}" in
+    kubernetes) version="${KUBERNETES_VERSION}" ;;
+    etcd) version="${ETCD_VERSION}" ;;
+    kwok) version="${KWOK_VERSION}" ;;
+    helm) version="${HELM_VERSION}" ;;
+    *) echo "unknown tool ${name}" >&2; return 1 ;;
+  esac
+  echo "${TOOLS_CACHE}/${name}-${version}"
+}
+
+log() {
+  echo "[$(date +%H:%M:%S)] $*" >&2
+}
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+require_commands() {
+  local c
+  for c in "$@"; do
+    command -v "${c}" >/dev/null 2>&1 || die "'${c}' is needed and not on PATH"
+  done
+}
