@@ -1,10 +1,12 @@
 # Shared by the hack/ scripts (sourced, not run): pinned versions and where things live.
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
+# The variables are for the scripts that source this file.
+# shellcheck disable=SC2034
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(dirname "${HACK_DIR}")"
 
-# shellcheck source=hack/versions.env
+# shellcheck source=versions.env
 source "${HACK_DIR}/versions.env"
 
 # Everything built or run lives outside the repository.
