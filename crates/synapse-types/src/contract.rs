@@ -137,7 +137,9 @@ impl AppServiceAnnotation {
     /// Reads an annotation key; `None` when the key is not an app-service announcement.
     pub fn parse(key: &str) -> Option<Self> {
         let (prefix, name) = key.split_once('/')?;
-        let kind = prefix.strip_suffix(APP_SERVICE_ANNOTATION_DOMAIN)?.strip_suffix('.')?;
+        let kind = prefix
+            .strip_suffix(APP_SERVICE_ANNOTATION_DOMAIN)?
+            .strip_suffix('.')?;
         let bridge_kind = BridgeKind::ALL.into_iter().find(|k| k.label() == kind)?;
         Self::new(bridge_kind, name).ok()
     }

@@ -10,7 +10,9 @@ pub mod synapse;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
-pub use common::{CONDITION_READY, CONDITION_REGISTERED, ConfigMapReference, State, SynapseReference};
+pub use common::{
+    CONDITION_READY, CONDITION_REGISTERED, ConfigMapReference, State, SynapseReference,
+};
 pub use heisenbridge::{Heisenbridge, HeisenbridgeSpec, HeisenbridgeStatus};
 pub use mautrix_signal::{MautrixSignal, MautrixSignalSpec, MautrixSignalStatus};
 pub use synapse::{Synapse, SynapseSpec, SynapseStatus};
@@ -29,5 +31,8 @@ pub struct RenderError(#[from] serde_yaml::Error);
 /// Renders a CRD as the YAML document committed under `crds/`. The one rendering used both by
 /// the operators' `crd` subcommand and by the test that keeps `crds/` in step with the types.
 pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, RenderError> {
-    Ok(serde_yaml::to_string(crd)?)
+    Ok(format!(
+        "# Generated from crates/synapse-types by hack/gen-crds: do not edit.\n{}",
+        serde_yaml::to_string(crd)?
+    ))
 }

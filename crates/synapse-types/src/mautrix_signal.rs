@@ -9,6 +9,8 @@ use crate::common::{ConfigMapReference, State, SynapseReference};
 
 /// Desired state of a mautrix-signal bridge. With no `configMap` the bridge runs with a default
 /// configuration; with one, its `config.yaml` is used.
+// Printer columns repeat `type_ = "string"`, which this lint mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "synapse.opdev.io",
@@ -39,7 +41,11 @@ use crate::common::{ConfigMapReference, State, SynapseReference};
         description = "Whether the bridge is deployed and its pod is ready",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MautrixSignalSpec {

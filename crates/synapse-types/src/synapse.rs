@@ -13,6 +13,8 @@ use crate::contract::AppServiceStatus;
 pub const SERVER_NAME_RULE: &str = r"self.matches('^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?([.][a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*|\\[[0-9a-fA-F:.]{2,45}\\])(:[0-9]{1,5})?$')";
 
 /// Desired state of a Synapse homeserver.
+// Printer columns repeat `type_ = "string"`, which this lint mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "synapse.opdev.io",
@@ -39,7 +41,11 @@ pub const SERVER_NAME_RULE: &str = r"self.matches('^([a-zA-Z0-9]([a-zA-Z0-9-]{0,
         description = "Whether Synapse is deployed and its pod is ready",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SynapseSpec {

@@ -9,7 +9,11 @@ use synapse_types::{Heisenbridge, MautrixSignal, Synapse, crd_yaml};
 fn committed_crds_match_the_types() {
     let crds_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds");
     for crd in [Synapse::crd(), Heisenbridge::crd(), MautrixSignal::crd()] {
-        let name = crd.metadata.name.clone().expect("a generated CRD has a name");
+        let name = crd
+            .metadata
+            .name
+            .clone()
+            .expect("a generated CRD has a name");
         let path = crds_dir.join(format!("{name}.yaml"));
         let committed = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}; run hack/gen-crds", path.display()));

@@ -31,11 +31,19 @@ fn root_schema(crd: &CustomResourceDefinition) -> JSONSchemaProps {
 }
 
 /// The messages of the CEL rules `object` breaks, given its previous state `old`.
-fn cel_failures(crd: &CustomResourceDefinition, object: &Value, old: Option<&Value>) -> Vec<String> {
+fn cel_failures(
+    crd: &CustomResourceDefinition,
+    object: &Value,
+    old: Option<&Value>,
+) -> Vec<String> {
     let schema = serde_json::to_value(root_schema(crd)).unwrap();
     match Validator::new().validate(&schema, object, old) {
         Ok(()) => Vec::new(),
-        Err(errors) => errors.as_slice().iter().map(|e| e.message.clone()).collect(),
+        Err(errors) => errors
+            .as_slice()
+            .iter()
+            .map(|e| e.message.clone())
+            .collect(),
     }
 }
 
@@ -69,18 +77,26 @@ fn original_manifests_deserialize_and_pass_the_rules() {
             _ => serde_json::from_value::<MautrixSignal>(object.clone()).map(|_| ()),
         };
         typed.unwrap_or_else(|e| panic!("{path} does not deserialize: {e}"));
-        assert_eq!(cel_failures(&crd_for(&kind), &object, None), Vec::<String>::new(), "{path}");
+        assert_eq!(
+            cel_failures(&crd_for(&kind), &object, None),
+            Vec::<String>::new(),
+            "{path}"
+        );
     }
 }
 
 #[test]
 fn original_fields_keep_their_meaning() {
-    let synapse: Synapse = serde_json::from_value(fixture("synapse-values-postgresql.yaml")).unwrap();
+    let synapse: Synapse =
+        serde_json::from_value(fixture("synapse-values-postgresql.yaml")).unwrap();
     assert!(synapse.spec.create_new_postgresql);
     let values = synapse.spec.homeserver.values.unwrap();
     assert_eq!(values.server_name, "my.matrix.host");
     assert!(!values.report_stats);
-    assert!(!values.enable_registration, "registration is off unless asked for");
+    assert!(
+        !values.enable_registration,
+        "registration is off unless asked for"
+    );
 
     let synapse: Synapse =
         serde_json::from_value(fixture("synapse-configmap-namespace.yaml")).unwrap();
@@ -88,7 +104,8 @@ fn original_fields_keep_their_meaning() {
     assert_eq!(config_map.name, "my-custom-homeserver");
     assert_eq!(config_map.namespace.as_deref(), Some("default"));
 
-    let bridge: Heisenbridge = serde_json::from_value(fixture("heisenbridge-verbose.yaml")).unwrap();
+    let bridge: Heisenbridge =
+        serde_json::from_value(fixture("heisenbridge-verbose.yaml")).unwrap();
     assert_eq!(bridge.spec.verbose_level, 2);
     assert_eq!(bridge.spec.synapse.name, "values");
 }
@@ -99,7 +116,11 @@ fn homeserver_needs_exactly_one_source() {
     assert_eq!(both.len(), 1, "{both:?}");
     assert!(both[0].contains("mutually exclusive"), "{both:?}");
 
-    let neither = cel_failures(&Synapse::crd(), &fixture("invalid/synapse-neither.yaml"), None);
+    let neither = cel_failures(
+        &Synapse::crd(),
+        &fixture("invalid/synapse-neither.yaml"),
+        None,
+    );
     assert_eq!(neither.len(), 1, "{neither:?}");
     assert!(neither[0].contains("needs one of values"), "{neither:?}");
 }
@@ -147,7 +168,9 @@ fn server_name_must_be_a_matrix_server_name() {
     ] {
         let failures = cel_failures(&Synapse::crd(), &synapse_named(invalid), None);
         assert!(
-            failures.iter().any(|m| m.contains("must be a Matrix server name")),
+            failures
+                .iter()
+                .any(|m| m.contains("must be a Matrix server name")),
             "{invalid} accepted: {failures:?}"
         );
     }
@@ -158,7 +181,10 @@ fn server_name_is_immutable() {
     let old = synapse_named("example.com");
     let changed = cel_failures(&Synapse::crd(), &synapse_named("example.org"), Some(&old));
     assert_eq!(changed.len(), 1, "{changed:?}");
-    assert!(changed[0].contains("serverName is immutable"), "{changed:?}");
+    assert!(
+        changed[0].contains("serverName is immutable"),
+        "{changed:?}"
+    );
     assert!(changed[0].contains("breaks the homeserver"), "{changed:?}");
 
     let unchanged = cel_failures(&Synapse::crd(), &synapse_named("example.com"), Some(&old));
@@ -195,8 +221,18 @@ fn conditions_are_a_map_keyed_by_type() {
     for crd in [Synapse::crd(), Heisenbridge::crd(), MautrixSignal::crd()] {
         let conditions = schema_at(&crd, &["status", "conditions"]);
         assert_eq!(conditions.x_kubernetes_list_type.as_deref(), Some("map"));
-        assert_eq!(conditions.x_kubernetes_list_map_keys, Some(vec!["type".to_owned()]));
-        assert!(crd.spec.versions[0].subresources.as_ref().unwrap().status.is_some());
+        assert_eq!(
+            conditions.x_kubernetes_list_map_keys,
+            Some(vec!["type".to_owned()])
+        );
+        assert!(
+            crd.spec.versions[0]
+                .subresources
+                .as_ref()
+                .unwrap()
+                .status
+                .is_some()
+        );
     }
 }
 
@@ -222,6 +258,9 @@ fn every_field_is_described() {
     for crd in [Synapse::crd(), Heisenbridge::crd(), MautrixSignal::crd()] {
         let mut missing = Vec::new();
         walk(&root_schema(&crd), &crd.spec.names.kind, &mut missing);
-        assert!(missing.is_empty(), "fields without a description: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "fields without a description: {missing:?}"
+        );
     }
 }

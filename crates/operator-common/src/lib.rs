@@ -1,0 +1,15 @@
+//! Plumbing shared by the three operators, so that each binary only wires its own controller:
+//! the command line, logging, the health and metrics endpoints, leader election through a Lease,
+//! the controller loop, and the apply, condition and label helpers.
+
+pub mod apply;
+pub mod cli;
+pub mod conditions;
+pub mod controller;
+pub mod health;
+pub mod http;
+pub mod labels;
+pub mod leader;
+pub mod logging;
+pub mod metrics;
+pub mod runtime;

@@ -1,0 +1,173 @@
+//! What an operator binary runs: logging, the HTTP endpoints, signal handling, optional leader
+//! election, and the operator's controller.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use kube::api::Api;
+use kube::core::NamespaceResourceScope;
+use kube::{Client, Resource};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::RunArgs;
+use crate::health::Health;
+use crate::http::{self, ServeError};
+use crate::leader::{self, LEASE_DURATION, LeaseError, LeaseLock};
+use crate::logging::{self, LoggingError};
+use crate::metrics::Metrics;
+
+/// The operator could not run, or stopped for a reason other than a shutdown signal.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Logging could not be set up.
+    #[error(transparent)]
+    Logging(#[from] LoggingError),
+    /// No Kubernetes client could be configured.
+    #[error("cannot configure the Kubernetes client")]
+    Client(#[from] kube::Error),
+    /// An HTTP endpoint could not listen.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install the signal handlers")]
+    Signals(#[source] std::io::Error),
+    /// Leadership was lost: another replica may reconcile now.
+    #[error(transparent)]
+    Leadership(#[from] LeaseError),
+    /// The controller ended without being asked to.
+    #[error("the controller stopped unexpectedly")]
+    ControllerStopped,
+}
+
+/// What a controller gets from the operator process.
+#[derive(Clone)]
+pub struct Runtime {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// The namespace to watch; `None` for all.
+    pub namespace: Option<String>,
+    /// Field manager name for server-side apply: the operator's name.
+    pub field_manager: &'static str,
+    /// The operator's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The operator's health, to mark caches synced.
+    pub health: Health,
+    /// Cancelled when the controller must stop (shutdown signal or lost leadership).
+    pub shutdown: CancellationToken,
+}
+
+impl Runtime {
+    /// An API for the watched namespace, or for all namespaces.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+/// Runs the operator named `operator` (also its field manager, Lease name prefix and metrics
+/// prefix) with `args`, calling `controller` to run its controller, until SIGTERM or SIGINT.
+pub async fn run<F, Fut>(
+    operator: &'static str,
+    args: RunArgs,
+    controller: F,
+) -> Result<(), RunError>
+where
+    F: FnOnce(Runtime) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    logging::init(args.log_format, &args.log_level)?;
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::new(operator));
+    let health = Health::new(args.leader_elect.then_some(LEASE_DURATION));
+    let shutdown = CancellationToken::new();
+
+    let mut servers = http::serve(
+        args.health_addr,
+        args.metrics_addr,
+        health.clone(),
+        Arc::clone(&metrics),
+        shutdown.clone(),
+    )
+    .await?;
+    let signals = tokio::spawn(cancel_on_signal(shutdown.clone()).map_err(RunError::Signals)?);
+
+    let namespace = args.watch_namespace().map(str::to_owned);
+    tracing::info!(
+        operator,
+        namespace = namespace.as_deref().unwrap_or("(all)"),
+        leader_election = args.leader_elect,
+        health = %args.health_addr,
+        metrics = %args.metrics_addr,
+        "starting"
+    );
+    let runtime = Runtime {
+        client: client.clone(),
+        namespace: namespace.clone(),
+        field_manager: operator,
+        metrics: Arc::clone(&metrics),
+        health: health.clone(),
+        shutdown: shutdown.clone(),
+    };
+
+    let outcome = if args.leader_elect {
+        let lease_namespace = args
+            .leader_election_namespace
+            .clone()
+            .filter(|ns| !ns.is_empty())
+            .or(namespace)
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let lock = LeaseLock::new(
+            client,
+            &lease_namespace,
+            &format!("{operator}-leader"),
+            leader::process_identity(),
+        );
+        leader::lead(lock, &health, &metrics, &shutdown, |stop| {
+            controller(Runtime {
+                shutdown: stop,
+                ..runtime
+            })
+        })
+        .await
+        .map_err(RunError::from)
+    } else {
+        metrics.set_leader(true);
+        controller(runtime).await;
+        Ok(())
+    };
+    health.set_stopped();
+    let outcome = outcome.and_then(|()| {
+        if shutdown.is_cancelled() {
+            Ok(())
+        } else {
+            Err(RunError::ControllerStopped)
+        }
+    });
+
+    shutdown.cancel();
+    signals.abort();
+    while servers.join_next().await.is_some() {}
+    tracing::info!(operator, "stopped");
+    outcome
+}
+
+/// Installs SIGTERM and SIGINT handlers; the returned future cancels `shutdown` on either.
+fn cancel_on_signal(
+    shutdown: CancellationToken,
+) -> Result<impl Future<Output = ()> + Send + 'static, std::io::Error> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received: shutting down"),
+        }
+        shutdown.cancel();
+    })
+}
