@@ -12,4 +12,6 @@ pub mod labels;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
+pub mod random;
 pub mod runtime;
+pub mod yaml11;
