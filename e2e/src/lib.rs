@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod pod_harness;
+
 /// The repository root (the e2e crate lives one level below it).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
