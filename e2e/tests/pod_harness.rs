@@ -398,6 +398,30 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+#[tokio::test]
+async fn heisenbridge_image_runs_the_pinned_heisenbridge() {
+    let pod: Pod = from_json(json!({
+        "metadata": {"name": "bridge", "namespace": "hb"},
+        "spec": {"containers": [{
+            "name": "heisenbridge",
+            "image": "hif1/heisenbridge:1.15.4",
+            "command": ["heisenbridge", "--version"],
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+        }]},
+    }));
+    let scenario = Scenario::new("heisenbridge").unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan::plan(&pod, None, &Sources::default(), scenario.programs())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.program.name, "heisenbridge");
+    let mut process = scenario.start(plan).unwrap_or_else(|e| panic!("{e}"));
+    let status = process
+        .wait_exit(Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{status}:\n{}", process.output());
+    assert_eq!(process.output().trim(), "1.15.4");
+}
+
 /// The Synapse test's objects: config and keys as an operator would write them, a claim (the
 /// plane's default StorageClass provisions it), a Service, and a Deployment whose pod runs as
 /// 991 with fsGroup 991.
