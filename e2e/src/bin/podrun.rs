@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use e2e::pod_harness::{Error, PodProcess, Scenario, netns};
+use e2e::pod_harness::{self, Error, PodProcess, Scenario, netns};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
@@ -43,6 +43,10 @@ struct Args {
     /// Seconds to wait for each target's ready pod and for each `--wait-http`.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// After stopping, delete the data the harness kept for the namespace's claims (by default
+    /// it persists across runs, like a PersistentVolume).
+    #[arg(long)]
+    forget_claims: bool,
     /// Run this inside the network namespace once everything is up, then stop the pods and exit
     /// with its status. Without it, podrun follows the logs until Ctrl-C or SIGTERM.
     #[arg(last = true, value_name = "COMMAND")]
@@ -94,6 +98,15 @@ fn parse_wait(spec: &str) -> anyhow::Result<(u16, String)> {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
+    // `run` returns once every pod is stopped and the network namespace is gone.
+    let code = run(&args).await;
+    if args.forget_claims {
+        pod_harness::forget_claims(&args.namespace)?;
+    }
+    code
+}
+
+async fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout);
     let client = kube::Client::try_default()
         .await
