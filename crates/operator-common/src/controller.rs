@@ -19,6 +19,9 @@ use crate::runtime::Runtime;
 /// How long a failed reconciliation waits before it is retried.
 pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(15);
 
+/// How often the cache's readiness is checked until it is synced.
+const SYNC_POLL: Duration = Duration::from_millis(500);
+
 /// A reconciliation error, counted in the metrics under a stable label.
 pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
     /// Stable, low-cardinality name of the kind of error, e.g. `kube` or `invalid-config`.
@@ -59,10 +62,17 @@ pub async fn run_controller<K, Ctx, E, Fut>(
     let health = runtime.health.clone();
     let synced = controller.store();
     let readiness = tokio::spawn(async move {
-        if synced.wait_until_ready().await.is_ok() {
-            tracing::info!(kind = %K::kind(&()), "cache synced");
-            health.set_synced(true);
+        // The store wakes only the last of several concurrent waiters, and the controller waits
+        // on it too: poll again and again until the (memoised) readiness is seen.
+        loop {
+            match tokio::time::timeout(SYNC_POLL, synced.wait_until_ready()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
         }
+        tracing::info!(kind = %K::kind(&()), "cache synced");
+        health.set_synced(true);
     });
 
     let metrics = Arc::clone(&runtime.metrics);

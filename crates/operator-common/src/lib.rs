@@ -6,6 +6,7 @@ pub mod apply;
 pub mod cli;
 pub mod conditions;
 pub mod controller;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod labels;

@@ -1,5 +1,7 @@
 //! Logging set-up.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::util::TryInitError;
 
@@ -40,7 +42,11 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), LoggingError> {
             )
             .try_init()?,
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init()?,
     }
     Ok(())

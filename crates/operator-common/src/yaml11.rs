@@ -68,7 +68,7 @@ impl Value {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum Yaml11Error {
     #[error("YAML syntax error at line {line}, column {column}: {message}")]
     Syntax {
@@ -154,11 +154,13 @@ impl Builder {
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
-                if style == TScalarStyle::Plain && tag.is_none() && text == "<<" {
-                    if let Some(Frame::Map(_, _, pending @ None)) = self.stack.last_mut() {
-                        *pending = Some(Key::Merge);
-                        return Ok(());
-                    }
+                if style == TScalarStyle::Plain
+                    && tag.is_none()
+                    && text == "<<"
+                    && let Some(Frame::Map(_, _, pending @ None)) = self.stack.last_mut()
+                {
+                    *pending = Some(Key::Merge);
+                    return Ok(());
                 }
                 let value = resolve_scalar(text, style, tag.as_ref(), mark)?;
                 self.complete(anchor, value, mark)?;
@@ -349,8 +351,9 @@ fn parse_float(text: &str) -> Value {
     } else if body == ".nan" {
         f64::NAN
     } else if body.contains(':') {
-        body.split(':')
-            .fold(0.0, |acc, part| acc * 60.0 + part.parse::<f64>().unwrap_or(0.0))
+        body.split(':').fold(0.0, |acc, part| {
+            acc * 60.0 + part.parse::<f64>().unwrap_or(0.0)
+        })
     } else {
         body.parse::<f64>().unwrap_or(0.0)
     };
@@ -377,11 +380,7 @@ mod tests {
             ("on", true),
             ("True", true),
         ] {
-            assert_eq!(
-                top(&format!("k: {text}"), "k"),
-                Value::Bool(want),
-                "{text}"
-            );
+            assert_eq!(top(&format!("k: {text}"), "k"), Value::Bool(want), "{text}");
         }
     }
 

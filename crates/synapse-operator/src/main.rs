@@ -3,6 +3,12 @@
 //! `synapse-operator [run]` runs it; `synapse-operator crd` prints the CustomResourceDefinition of its kind.
 
 mod controller;
+mod homeserver_file;
+mod homeserver_secret;
+mod render;
+mod resolve;
+mod status;
+mod workload;
 
 use clap::Parser as _;
 use kube::CustomResourceExt as _;

@@ -1,5 +1,7 @@
 //! The `Synapse` kind: one Matrix homeserver.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -63,6 +65,53 @@ pub struct SynapseSpec {
     /// constraint and this field changes nothing.
     #[serde(default)]
     pub is_openshift: bool,
+
+    /// Container image of Synapse. Defaults to the Synapse release this operator is tested with;
+    /// the command the operator gives the container works with the official images
+    /// (matrixdotorg/synapse, ghcr.io/element-hq/synapse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+
+    /// The data volume holding the SQLite database and the media store. Applied when the volume
+    /// is created; later changes are not applied to an existing volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+
+    /// Compute resources of the Synapse container. Default: requests cpu 250m and memory 512Mi,
+    /// memory limit 2Gi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// What happens to the data volume and the generated secrets (signing key, macaroon,
+    /// registration and form secrets) when this Synapse is deleted. Retain (the default) keeps
+    /// them, so a Synapse re-created with the same name finds its data and identity again;
+    /// Delete removes them with the Synapse.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// The data volume of a Synapse.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Requested size of the volume. Default 10Gi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
+
+    /// StorageClass of the volume. Default: the cluster's default StorageClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// What happens to a Synapse's data volume and generated secrets when the Synapse is deleted.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    /// Keep the data volume and the secrets.
+    #[default]
+    Retain,
+    /// Delete the data volume and the secrets with the Synapse.
+    Delete,
 }
 
 /// Source of the homeserver.yaml configuration file.

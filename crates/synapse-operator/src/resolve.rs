@@ -1,0 +1,265 @@
+//! From the spec and its input ConfigMap to the base `homeserver.yaml` Synapse runs with and the
+//! facts read from it, or to the problem the user must fix. Pure: the caller fetched the inputs.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use synapse_types::synapse::{Homeserver, HomeserverConfigurationStatus};
+
+use crate::homeserver_file::{
+    DEFAULT_CLIENT_PORT, HomeserverFacts, HomeserverFileError, InlineSecrets, read_homeserver_file,
+};
+use crate::render::{Values, render_values_homeserver};
+
+/// Key of the input ConfigMap that holds the user's configuration.
+pub const HOMESERVER_KEY: &str = "homeserver.yaml";
+
+/// The configuration Synapse runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedConfig {
+    /// The base file: the user's bytes unchanged, or the one rendered from values.
+    pub base_file: String,
+    pub facts: HomeserverFacts,
+}
+
+impl ResolvedConfig {
+    /// What `status.homeserverConfiguration` publishes.
+    pub fn status(&self) -> HomeserverConfigurationStatus {
+        HomeserverConfigurationStatus {
+            server_name: Some(self.facts.server_name.clone()),
+            report_stats: self.facts.report_stats,
+            registration_enabled: self.facts.registration_enabled,
+        }
+    }
+}
+
+/// A configuration the operator cannot use; the message says what to change.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum ConfigProblem {
+    #[error(
+        "ConfigMap {namespace}/{name} named in spec.homeserver.configMap does not exist: create it with your homeserver.yaml under the key homeserver.yaml"
+    )]
+    ConfigMapNotFound { namespace: String, name: String },
+    #[error(
+        "ConfigMap {namespace}/{name} has no key homeserver.yaml: put your Synapse configuration under that key"
+    )]
+    MissingHomeserverKey { namespace: String, name: String },
+    #[error("ConfigMap {namespace}/{name}: {error}")]
+    InvalidHomeserverFile {
+        namespace: String,
+        name: String,
+        error: HomeserverFileError,
+    },
+    #[error("spec.homeserver sets neither values nor configMap: set exactly one of them")]
+    NoSource,
+    #[error(
+        "server_name changed from {recorded:?} to {found:?}: a Matrix server cannot change its name (user IDs, rooms and signatures are bound to it); restore server_name {recorded:?} or create a new Synapse"
+    )]
+    ServerNameChanged { recorded: String, found: String },
+}
+
+impl ConfigProblem {
+    /// The condition reason (CamelCase, stable: users and alerts match on it).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ConfigProblem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
+            ConfigProblem::MissingHomeserverKey { .. } => "HomeserverYamlMissing",
+            ConfigProblem::InvalidHomeserverFile { error, .. } => match error {
+                HomeserverFileError::Syntax(_) => "InvalidYAML",
+                HomeserverFileError::MissingServerName => "ServerNameMissing",
+                HomeserverFileError::ServerNameNotString(_)
+                | HomeserverFileError::InvalidServerName(_) => "InvalidServerName",
+                _ => "InvalidHomeserverConfig",
+            },
+            ConfigProblem::ServerNameChanged { .. } => "ServerNameChanged",
+            ConfigProblem::NoSource => "NoConfigurationSource",
+        }
+    }
+}
+
+/// The input ConfigMap as fetched: `None` when it does not exist.
+pub struct ConfigMapInput<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub config_map: Option<&'a ConfigMap>,
+}
+
+/// Resolves the configuration. `recorded_server_name` is the name in the current status: once a
+/// server name is published it may never change.
+pub fn resolve(
+    homeserver: &Homeserver,
+    input: Option<ConfigMapInput<'_>>,
+    recorded_server_name: Option<&str>,
+) -> Result<ResolvedConfig, ConfigProblem> {
+    let resolved = match (&homeserver.values, input) {
+        (Some(values), _) => from_values(&Values {
+            server_name: values.server_name.clone(),
+            report_stats: values.report_stats,
+            enable_registration: values.enable_registration,
+        }),
+        (None, Some(input)) => from_config_map(&input)?,
+        // The CRD's validation forbids this; an object stored under an older CRD may still have it.
+        (None, None) => return Err(ConfigProblem::NoSource),
+    };
+    match recorded_server_name {
+        Some(recorded) if recorded != resolved.facts.server_name => {
+            Err(ConfigProblem::ServerNameChanged {
+                recorded: recorded.to_owned(),
+                found: resolved.facts.server_name,
+            })
+        }
+        _ => Ok(resolved),
+    }
+}
+
+fn from_values(values: &Values) -> ResolvedConfig {
+    ResolvedConfig {
+        base_file: render_values_homeserver(values),
+        facts: HomeserverFacts {
+            server_name: values.server_name.clone(),
+            report_stats: values.report_stats,
+            registration_enabled: values.enable_registration,
+            client_port: DEFAULT_CLIENT_PORT,
+            app_service_config_files: Vec::new(),
+            inline_secrets: InlineSecrets::default(),
+            has_database: true,
+        },
+    }
+}
+
+fn from_config_map(input: &ConfigMapInput<'_>) -> Result<ResolvedConfig, ConfigProblem> {
+    let (namespace, name) = (input.namespace.to_owned(), input.name.to_owned());
+    let Some(config_map) = input.config_map else {
+        return Err(ConfigProblem::ConfigMapNotFound { namespace, name });
+    };
+    let text = config_map
+        .data
+        .as_ref()
+        .and_then(|data| data.get(HOMESERVER_KEY))
+        .cloned()
+        .or_else(|| {
+            let binary = config_map.binary_data.as_ref()?.get(HOMESERVER_KEY)?;
+            String::from_utf8(binary.0.clone()).ok()
+        });
+    let Some(text) = text else {
+        return Err(ConfigProblem::MissingHomeserverKey { namespace, name });
+    };
+    match read_homeserver_file(&text) {
+        Ok(facts) => Ok(ResolvedConfig {
+            base_file: text,
+            facts,
+        }),
+        Err(error) => Err(ConfigProblem::InvalidHomeserverFile {
+            namespace,
+            name,
+            error,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use synapse_types::common::ConfigMapReference;
+    use synapse_types::synapse::HomeserverValues;
+
+    use super::*;
+
+    fn values_spec() -> Homeserver {
+        Homeserver {
+            config_map: None,
+            values: Some(HomeserverValues {
+                server_name: "example.com".into(),
+                report_stats: true,
+                enable_registration: false,
+            }),
+        }
+    }
+
+    fn cm_spec() -> Homeserver {
+        Homeserver {
+            config_map: Some(ConfigMapReference {
+                name: "hs".into(),
+                namespace: None,
+            }),
+            values: None,
+        }
+    }
+
+    fn config_map(text: &str) -> ConfigMap {
+        ConfigMap {
+            data: Some(BTreeMap::from([(HOMESERVER_KEY.into(), text.into())])),
+            ..ConfigMap::default()
+        }
+    }
+
+    fn input(cm: Option<&ConfigMap>) -> Option<ConfigMapInput<'_>> {
+        Some(ConfigMapInput {
+            namespace: "ns",
+            name: "hs",
+            config_map: cm,
+        })
+    }
+
+    const USER_FILE: &str = "# my config\nserver_name: my.example\nreport_stats: no\nlisteners:\n  - port: 8080\n    type: http\n    resources: [{names: [client]}]\n";
+
+    #[test]
+    fn values_mode_renders_and_publishes() {
+        let resolved = resolve(&values_spec(), None, None).unwrap();
+        assert_eq!(resolved.facts.client_port, 8008);
+        assert!(
+            resolved
+                .base_file
+                .contains("\"server_name\": \"example.com\"")
+        );
+        let status = resolved.status();
+        assert_eq!(status.server_name.as_deref(), Some("example.com"));
+        assert!(status.report_stats);
+        assert!(!status.registration_enabled);
+    }
+
+    #[test]
+    fn config_map_mode_keeps_the_users_bytes() {
+        let cm = config_map(USER_FILE);
+        let resolved = resolve(&cm_spec(), input(Some(&cm)), Some("my.example")).unwrap();
+        assert_eq!(resolved.base_file, USER_FILE);
+        assert!(!resolved.facts.report_stats);
+        assert_eq!(resolved.facts.client_port, 8080);
+    }
+
+    #[test]
+    fn problems_have_reasons_and_messages() {
+        let missing = resolve(&cm_spec(), input(None), None).unwrap_err();
+        assert_eq!(missing.reason(), "ConfigMapNotFound");
+        assert!(missing.to_string().contains("ns/hs"));
+
+        let no_key = ConfigMap::default();
+        assert_eq!(
+            resolve(&cm_spec(), input(Some(&no_key)), None)
+                .unwrap_err()
+                .reason(),
+            "HomeserverYamlMissing"
+        );
+        for (text, reason) in [
+            ("server_name: [x\n", "InvalidYAML"),
+            ("report_stats: no\n", "ServerNameMissing"),
+            ("server_name: 12\nreport_stats: no\n", "InvalidServerName"),
+            (
+                "server_name: {a: b}\nreport_stats: no\n",
+                "InvalidServerName",
+            ),
+            ("server_name: a.b\n", "InvalidHomeserverConfig"),
+        ] {
+            let cm = config_map(text);
+            let problem = resolve(&cm_spec(), input(Some(&cm)), None).unwrap_err();
+            assert_eq!(problem.reason(), reason, "{text}: {problem}");
+        }
+    }
+
+    #[test]
+    fn a_recorded_server_name_cannot_change() {
+        let cm = config_map(USER_FILE);
+        let problem = resolve(&cm_spec(), input(Some(&cm)), Some("old.example")).unwrap_err();
+        assert_eq!(problem.reason(), "ServerNameChanged");
+        assert!(problem.to_string().contains("old.example"));
+    }
+}
