@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod operators;
 pub mod pod_harness;
 
 /// The repository root (the e2e crate lives one level below it).

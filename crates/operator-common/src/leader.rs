@@ -24,7 +24,7 @@ pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often the leader renews its Lease.
 pub const RENEW_INTERVAL: Duration = Duration::from_secs(5);
 /// How often a standby looks at the Lease, and how soon a failed renewal is retried.
-pub const RETRY_INTERVAL: Duration = Duration::from_secs(2);
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// A leader that could not renew for this long stops reconciling, before its Lease can expire
 /// and another replica takes over.
 pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
