@@ -377,10 +377,11 @@ impl Scenario {
 const PYTHON: &str = "/usr/bin/python3.11";
 
 /// Replaces itself with `argv[3:]`, in directory `argv[2]` (when not empty), under the
-/// environment read (and deleted) from `argv[1]`.
+/// environment read from `argv[1]`, which it deletes unless the pod's root filesystem is
+/// read-only (the run directory is removed when the process stops anyway).
 const EXEC_WITH_ENV: &str = "import os, sys\n\
 with open(sys.argv[1], 'rb') as f:\n    data = f.read()\n\
-os.unlink(sys.argv[1])\n\
+try:\n    os.unlink(sys.argv[1])\nexcept OSError:\n    pass\n\
 env = dict(item.split(b'=', 1) for item in data.split(b'\\0') if item)\n\
 if sys.argv[2]:\n    os.chdir(sys.argv[2])\n\
 os.execve(sys.argv[3], sys.argv[3:], env)\n";

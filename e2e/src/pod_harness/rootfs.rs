@@ -279,8 +279,14 @@ pub fn plan_view(
     }
     ops.extend(steps);
     if read_only_root {
-        // A non-recursive remount: host submounts such as /tmp or /dev/shm stay writable.
-        ops.extend(root_mounts.into_iter().map(Op::RemountReadOnly));
+        // A non-recursive remount: host submounts such as /tmp or /dev/shm stay writable. A
+        // path a volume is mounted over is skipped: the remount would hit the volume on top.
+        ops.extend(
+            root_mounts
+                .into_iter()
+                .filter(|p| !mounted.contains(p))
+                .map(Op::RemountReadOnly),
+        );
     }
     ops.extend(read_only.into_iter().map(Op::RemountReadOnly));
     Ok(ops)
@@ -522,6 +528,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("over /etc/hosts"), "{err}");
+    }
+
+    #[test]
+    fn read_only_root_leaves_volumes_over_shadowed_entries_writable() {
+        let ops = plan_view(
+            &FakeFs::new(),
+            &[
+                mount("/data", "/v/data", true, false),
+                mount("/tmp", "/v/tmp", true, false),
+            ],
+            &[],
+            true,
+        )
+        .unwrap();
+        assert!(ops.contains(&Op::RemountReadOnly("/".into())));
+        assert!(
+            !ops.contains(&Op::RemountReadOnly("/tmp".into())),
+            "{ops:?}"
+        );
+        assert!(ops.contains(&Op::Bind {
+            source: "/v/tmp".into(),
+            target: "/tmp".into()
+        }));
     }
 
     #[test]
