@@ -110,7 +110,7 @@ impl LeaseLock {
                     name: Some(self.name.clone()),
                     ..ObjectMeta::default()
                 },
-                spec: Some(self.claim(&LeaseSpec::default(), now())),
+                spec: Some(claim(&self.identity, &LeaseSpec::default(), now())),
             };
             return match timed(self.api.create(&PostParams::default(), &lease)).await {
                 Ok(created) => {
@@ -126,7 +126,7 @@ impl LeaseLock {
         let spec = current.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let renewing = holder.as_deref() == Some(self.identity.as_str());
-        if !renewing && holder.is_some() && !self.expired(&spec) {
+        if !renewing && holder.is_some() && !expired(self.observed.as_ref(), &spec) {
             return Ok(Standing::Following(holder));
         }
 
@@ -138,7 +138,7 @@ impl LeaseLock {
                 ..spec
             }
         } else {
-            self.claim(&spec, now())
+            claim(&self.identity, &spec, now())
         });
         match timed(self.api.replace(&self.name, &PostParams::default(), &next)).await {
             Ok(updated) => {
@@ -171,24 +171,6 @@ impl LeaseLock {
         }
     }
 
-    /// The Lease content claiming it for this replica, after `previous`.
-    fn claim(&self, previous: &LeaseSpec, at: MicroTime) -> LeaseSpec {
-        let transitions = previous.lease_transitions.unwrap_or(0);
-        LeaseSpec {
-            holder_identity: Some(self.identity.clone()),
-            lease_duration_seconds: Some(duration_seconds(LEASE_DURATION)),
-            acquire_time: Some(at.clone()),
-            renew_time: Some(at),
-            // A Lease that was ever acquired changes hands now.
-            lease_transitions: Some(if previous.acquire_time.is_some() {
-                transitions + 1
-            } else {
-                transitions
-            }),
-            ..LeaseSpec::default()
-        }
-    }
-
     fn observe(&mut self, lease: &Lease) {
         let resource_version = lease.metadata.resource_version.clone();
         if self
@@ -201,18 +183,6 @@ impl LeaseLock {
                 at: Instant::now(),
             });
         }
-    }
-
-    /// Whether the holder has let its Lease lapse: unchanged for its whole duration since we
-    /// first saw this version of it.
-    fn expired(&self, spec: &LeaseSpec) -> bool {
-        let duration = spec
-            .lease_duration_seconds
-            .and_then(|s| u64::try_from(s).ok())
-            .map_or(LEASE_DURATION, Duration::from_secs);
-        self.observed
-            .as_ref()
-            .is_some_and(|o| o.at.elapsed() >= duration)
     }
 }
 
@@ -322,6 +292,34 @@ where
     }
 }
 
+/// The Lease content claiming it for `identity`, after `previous`.
+fn claim(identity: &str, previous: &LeaseSpec, at: MicroTime) -> LeaseSpec {
+    let transitions = previous.lease_transitions.unwrap_or(0);
+    LeaseSpec {
+        holder_identity: Some(identity.to_owned()),
+        lease_duration_seconds: Some(duration_seconds(LEASE_DURATION)),
+        acquire_time: Some(at.clone()),
+        renew_time: Some(at),
+        // A Lease that was ever acquired changes hands now.
+        lease_transitions: Some(if previous.acquire_time.is_some() {
+            transitions + 1
+        } else {
+            transitions
+        }),
+        ..LeaseSpec::default()
+    }
+}
+
+/// Whether the holder has let its Lease lapse: unchanged for its whole duration since this
+/// process first saw this version of it.
+fn expired(observed: Option<&Observed>, spec: &LeaseSpec) -> bool {
+    let duration = spec
+        .lease_duration_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(LEASE_DURATION, Duration::from_secs);
+    observed.is_some_and(|o| o.at.elapsed() >= duration)
+}
+
 /// An identity unique to this process: the host (the Pod's name in a cluster), the process id
 /// and the start time, so a restarted container never mistakes its predecessor's Lease for its
 /// own.
@@ -356,5 +354,53 @@ async fn timed<T>(call: impl Future<Output = Result<T, kube::Error>>) -> Result<
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(AttemptError::Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_counts_transitions_of_a_lease_that_was_held() {
+        let fresh = claim("a", &LeaseSpec::default(), now());
+        assert_eq!(fresh.holder_identity.as_deref(), Some("a"));
+        assert_eq!(fresh.lease_duration_seconds, Some(15));
+        assert_eq!(fresh.lease_transitions, Some(0));
+        assert_eq!(fresh.acquire_time, fresh.renew_time);
+
+        let taken_over = claim("b", &fresh, now());
+        assert_eq!(taken_over.holder_identity.as_deref(), Some("b"));
+        assert_eq!(taken_over.lease_transitions, Some(1));
+    }
+
+    #[test]
+    fn a_lease_expires_after_its_duration_unchanged() {
+        let spec = LeaseSpec {
+            lease_duration_seconds: Some(15),
+            ..LeaseSpec::default()
+        };
+        let seen = |ago: u64| Observed {
+            resource_version: Some("1".into()),
+            at: Instant::now() - Duration::from_secs(ago),
+        };
+        assert!(!expired(None, &spec), "never seen: not judged expired");
+        assert!(!expired(Some(&seen(14)), &spec));
+        assert!(expired(Some(&seen(15)), &spec));
+        let short = LeaseSpec {
+            lease_duration_seconds: Some(1),
+            ..LeaseSpec::default()
+        };
+        assert!(
+            expired(Some(&seen(2)), &short),
+            "the holder's duration counts"
+        );
+    }
+
+    #[test]
+    fn identities_differ_between_processes_and_name_the_pid() {
+        let identity = process_identity();
+        let pid = std::process::id().to_string();
+        assert_eq!(identity.split('_').nth_back(1), Some(pid.as_str()));
     }
 }
