@@ -12,6 +12,8 @@ use e2e::{TestNamespace, client, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 const OPERATOR: &str = "heisenbridge-operator";
 const LEASE: &str = "heisenbridge-operator-leader";
@@ -90,13 +92,9 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-/// Sends SIGTERM with the `kill` command.
 fn terminate(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -TERM {pid} failed");
+    let pid = Pid::from_raw(i32::try_from(pid).expect("a pid fits in i32"));
+    kill(pid, Signal::SIGTERM).expect("send SIGTERM");
 }
 
 #[tokio::test]
