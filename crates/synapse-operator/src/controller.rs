@@ -21,9 +21,10 @@ use operator_common::labels::AppLabels;
 use operator_common::random::RandomError;
 use operator_common::runtime::Runtime;
 use sha2::{Digest, Sha256};
-use synapse_types::contract::labels;
+use synapse_types::contract::{AppServiceState, LABEL_REGISTERED_WITH, labels};
 use synapse_types::{DeletionPolicy, Synapse};
 
+use crate::appservice::{Announced, Decision, announcements, decide};
 use crate::homeserver_secret::complete_homeserver_secrets;
 use crate::render::{OverlayInput, paths, render_log_config, render_overlay};
 use crate::resolve::{ConfigMapInput, ConfigProblem, ResolvedConfig, resolve};
@@ -125,7 +126,13 @@ pub async fn run(runtime: Runtime) {
                 .owns(services, managed.clone())
                 // The homeserver Secret and the PVC carry no owner reference when retained: map
                 // them back through their instance label.
-                .watches(secrets, managed.clone(), by_instance_label)
+                .watches(secrets.clone(), managed.clone(), by_instance_label)
+                // Registration Secrets of bridges, labelled with the Synapse they are offered to.
+                .watches(
+                    secrets,
+                    watcher::Config::default().labels(LABEL_REGISTERED_WITH),
+                    |secret: Secret| by_label(&secret, LABEL_REGISTERED_WITH),
+                )
                 .watches(claims, managed, by_instance_label)
                 .watches(
                     config_maps,
@@ -140,8 +147,13 @@ pub async fn run(runtime: Runtime) {
 }
 
 fn by_instance_label<K: Resource>(object: K) -> Option<ObjectRef<Synapse>> {
+    by_label(&object, labels::INSTANCE)
+}
+
+/// The Synapse named by `label` on `object`, in the object's namespace.
+fn by_label<K: Resource>(object: &K, label: &str) -> Option<ObjectRef<Synapse>> {
     let meta = object.meta();
-    let name = meta.labels.as_ref()?.get(labels::INSTANCE)?;
+    let name = meta.labels.as_ref()?.get(label)?;
     Some(ObjectRef::new(name).within(meta.namespace.as_deref()?))
 }
 
@@ -214,8 +226,10 @@ async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, E
             )
         }
         Ok(config) => {
+            let found = announced(&synapse, &namespace, client).await?;
+            let app_services = decide(&name, &namespace, found);
             let (client_url, deployment) =
-                deploy(&synapse, &namespace, &name, config, &ctx).await?;
+                deploy(&synapse, &namespace, &name, config, &app_services, &ctx).await?;
             next_status(
                 synapse.status.as_ref(),
                 synapse.metadata.generation,
@@ -223,6 +237,7 @@ async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, E
                     config,
                     client_url,
                     rollout: rollout(&deployment),
+                    app_services: &app_services,
                 },
                 now(),
             )
@@ -237,10 +252,36 @@ async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, E
             &outcome_status,
         )
         .await;
+        announce_app_services(&ctx.events, &synapse, &outcome_status).await;
         let api = Api::<Synapse>::namespaced(client.clone(), &namespace);
         apply_status(&api, ctx.field_manager, &name, &outcome_status).await?;
     }
     Ok(Action::await_change())
+}
+
+/// The registrations announced on the Synapse, with their Secrets.
+async fn announced(
+    synapse: &Synapse,
+    namespace: &str,
+    client: &Client,
+) -> Result<Vec<Announced>, Error> {
+    let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
+    let mut found = Vec::new();
+    for (annotation, secret_name) in announcements(synapse.annotations()) {
+        let secret = secrets
+            .get_opt(&secret_name)
+            .await
+            .map_err(|source| Error::Read {
+                what: format!("registration Secret {namespace}/{secret_name}"),
+                source,
+            })?;
+        found.push(Announced {
+            annotation,
+            secret_name,
+            secret,
+        });
+    }
+    Ok(found)
 }
 
 /// Applies the homeserver Secret, the configuration, the PVC, the Deployment and the Service.
@@ -250,6 +291,7 @@ async fn deploy(
     namespace: &str,
     name: &str,
     config: &ResolvedConfig,
+    app_services: &Decision,
     ctx: &Context,
 ) -> Result<(String, Deployment), Error> {
     let client = &ctx.client;
@@ -282,8 +324,11 @@ async fn deploy(
     )
     .await?;
 
-    // Accepted app-service registrations (bridges): none until the handshake is implemented.
-    let registrations: Vec<RegistrationMount> = Vec::new();
+    let registrations: Vec<RegistrationMount> = app_services
+        .accepted
+        .iter()
+        .map(|a| a.mount.clone())
+        .collect();
     let config_secret = Secret {
         metadata: meta(names::config_secret(name), "config", true),
         data: Some(config_files(config, &registrations)),
@@ -329,7 +374,11 @@ async fn deploy(
         homeserver_secret: names::homeserver_secret(name),
         data_claim: names::data_claim(name),
         registrations,
-        config_hash: config_hash(&[config_secret.data.as_ref(), homeserver_secret.data.as_ref()]),
+        config_hash: config_hash(&[
+            config_secret.data.as_ref(),
+            homeserver_secret.data.as_ref(),
+            Some(&registration_files(app_services)),
+        ]),
         resources: synapse
             .spec
             .resources
@@ -397,6 +446,15 @@ fn config_files(
             ByteString(render_log_config().into_bytes()),
         ),
     ])
+}
+
+/// The accepted registration files by mount directory, for the config hash.
+fn registration_files(app_services: &Decision) -> BTreeMap<String, ByteString> {
+    app_services
+        .accepted
+        .iter()
+        .map(|a| (a.mount.dir.clone(), ByteString(a.content.clone())))
+        .collect()
 }
 
 /// SHA-256 over every file the pod mounts: a change in any of them changes the pod template and
@@ -552,6 +610,49 @@ async fn announce(
             events
                 .normal(synapse, &after.reason, after.message.clone())
                 .await
+        }
+    }
+}
+
+/// Events for app services whose state changed: Normal when registered, Warning (with the
+/// reason) when rejected.
+async fn announce_app_services(
+    events: &Events,
+    synapse: &Synapse,
+    next: &synapse_types::SynapseStatus,
+) {
+    let before = synapse
+        .status
+        .as_ref()
+        .map(|s| s.app_services.as_slice())
+        .unwrap_or_default();
+    for entry in &next.app_services {
+        if before.contains(entry) {
+            continue;
+        }
+        let bridge = format!("{} {}", entry.source.kind, entry.source.name);
+        match entry.state {
+            AppServiceState::Registered => {
+                events
+                    .normal(
+                        synapse,
+                        "AppServiceRegistered",
+                        format!("registration of {bridge} accepted and mounted"),
+                    )
+                    .await
+            }
+            AppServiceState::Rejected => {
+                events
+                    .warning(
+                        synapse,
+                        "AppServiceRejected",
+                        format!(
+                            "registration of {bridge} rejected, not mounted: {}",
+                            entry.reason.as_deref().unwrap_or_default()
+                        ),
+                    )
+                    .await
+            }
         }
     }
 }

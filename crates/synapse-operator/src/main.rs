@@ -2,6 +2,7 @@
 //!
 //! `synapse-operator [run]` runs it; `synapse-operator crd` prints the CustomResourceDefinition of its kind.
 
+mod appservice;
 mod controller;
 mod homeserver_file;
 mod homeserver_secret;

@@ -6,6 +6,7 @@ use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_conditio
 use synapse_types::common::{CONDITION_READY, State};
 use synapse_types::synapse::SynapseStatus;
 
+use crate::appservice::Decision;
 use crate::resolve::{ConfigProblem, ResolvedConfig};
 
 /// Condition type: a rollout of the current configuration is under way.
@@ -62,11 +63,12 @@ pub fn rollout(deployment: &Deployment) -> Rollout {
 pub enum Outcome<'a> {
     /// The configuration cannot be used; the running workload, if any, was left as it was.
     Problem(&'a ConfigProblem),
-    /// The workload for `config` was applied.
+    /// The workload for `config`, with the accepted app services of `app_services`, was applied.
     Deployed {
         config: &'a ResolvedConfig,
         client_url: String,
         rollout: Rollout,
+        app_services: &'a Decision,
     },
 }
 
@@ -94,9 +96,12 @@ pub fn next_status(
             config,
             client_url,
             rollout,
+            app_services,
         } => {
             status.homeserver_configuration = Some(config.status());
             status.client_url = Some(client_url.clone());
+            status.app_services = app_services.statuses.clone();
+            status.bridges = app_services.bridges();
             match rollout {
                 Rollout::Ready => (
                     (
@@ -256,6 +261,7 @@ mod tests {
             config: &config,
             client_url: "http://hs.ns.svc:8008".into(),
             rollout: Rollout::Ready,
+            app_services: &Decision::default(),
         };
         let first = next_status(None, Some(1), &outcome, at(10));
         assert_eq!(first.state, Some(State::Running));
@@ -280,6 +286,7 @@ mod tests {
                 config: &config,
                 client_url: "http://hs.ns.svc:8008".into(),
                 rollout: Rollout::Ready,
+                app_services: &Decision::default(),
             },
             at(10),
         );
