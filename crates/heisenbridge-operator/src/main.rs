@@ -3,6 +3,9 @@
 //! `heisenbridge-operator [run]` runs it; `heisenbridge-operator crd` prints the CustomResourceDefinition of its kind.
 
 mod controller;
+mod registration;
+mod status;
+mod workload;
 
 use clap::Parser as _;
 use kube::CustomResourceExt as _;

@@ -3,6 +3,7 @@
 //! the controller loop, and the apply, condition and label helpers.
 
 pub mod apply;
+pub mod bridge;
 pub mod cli;
 pub mod conditions;
 pub mod controller;

@@ -6,6 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{ConfigMapReference, State, SynapseReference};
 
+/// CEL rule on the object: its name, with `-heisenbridge` appended, is the bridge's Service
+/// name, which must be a DNS-1035 label (at most 63 characters).
+pub const BRIDGE_NAME_RULE: &str =
+    "self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
+
+/// CEL rule: a Matrix user ID, `@localpart:server_name`. The localpart is printable ASCII
+/// without `:` (the historical user ID grammar, a superset of today's), the server name a DNS
+/// name, an IPv4 literal or a bracketed IPv6 literal with an optional port (Matrix
+/// specification, appendices "User Identifiers" and "Server Name").
+pub const MATRIX_USER_ID_RULE: &str = r"self.matches('^@[!-9;-~]+:([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?([.][a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*|\\[[0-9a-fA-F:.]{2,45}\\])(:[0-9]{1,5})?$')";
+
 /// Desired state of a Heisenbridge. With no `configMap` the bridge runs with a default
 /// configuration; with one, its `heisenbridge.yaml` is used.
 // Printer columns repeat `type_ = "string"`, which this lint mistakes for a repeated attribute.
@@ -21,6 +32,11 @@ use crate::common::{ConfigMapReference, State, SynapseReference};
     derive = "PartialEq",
     shortname = "hb",
     category = "matrix",
+    validation = Rule::new(BRIDGE_NAME_RULE).message(
+        "a Heisenbridge's name must be a DNS label of at most 50 characters (lowercase letters, \
+         digits and '-', starting with a letter and ending with a letter or digit): it names the \
+         bridge's Service, NAME-heisenbridge"
+    ),
     doc = "Heisenbridge, a bouncer-style IRC bridge, registered as an app service with one Synapse.",
     printcolumn(
         name = "Synapse",
@@ -58,8 +74,25 @@ pub struct HeisenbridgeSpec {
     #[schemars(range(min = 0, max = 3))]
     pub verbose_level: i32,
 
-    /// The Synapse this bridge registers with.
+    /// The Synapse this bridge registers with. It must be in the bridge's namespace.
     pub synapse: SynapseReference,
+
+    /// The Matrix user who owns the bridge (Heisenbridge's `--owner`), e.g. @alice:example.com.
+    /// The bridge invites this user to its control room when it starts. When empty, the first
+    /// local user who talks to the bridge becomes its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(MATRIX_USER_ID_RULE).message(
+        "owner must be a Matrix user ID: @localpart:server_name, e.g. @alice:example.com"
+    ))]
+    #[schemars(length(min = 1, max = 255))]
+    pub owner: Option<String>,
+
+    /// Container image of Heisenbridge. Defaults to the Heisenbridge release this operator is
+    /// tested with; the command the operator gives the container works with the official image
+    /// (hif1/heisenbridge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
 }
 
 /// Observed state of a Heisenbridge.
@@ -84,4 +117,99 @@ pub struct HeisenbridgeStatus {
     /// Reason for the current state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt as _;
+    use kube::core::cel::Validator;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn bridge(name: &str, spec: Value) -> Value {
+        json!({
+            "apiVersion": "synapse.opdev.io/v1alpha1",
+            "kind": "Heisenbridge",
+            "metadata": {"name": name},
+            "spec": spec,
+        })
+    }
+
+    /// The messages of the CEL rules `object` breaks.
+    fn failures(object: &Value) -> Vec<String> {
+        let crd = Heisenbridge::crd();
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.clone())
+            .expect("the CRD has a schema");
+        let schema = serde_json::to_value(schema).unwrap();
+        match Validator::new().validate(&schema, object, None) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors
+                .as_slice()
+                .iter()
+                .map(|e| e.message.clone())
+                .collect(),
+        }
+    }
+
+    fn with_owner(owner: &str) -> Value {
+        bridge("irc", json!({"synapse": {"name": "hs"}, "owner": owner}))
+    }
+
+    #[test]
+    fn owner_must_be_a_matrix_user_id() {
+        for valid in [
+            "@alice:example.com",
+            "@a.b-c_d=e/f+g:matrix.example.com:8448",
+            "@Alice:localhost",
+            "@bob:[::1]:8008",
+            "@carol:1.2.3.4",
+        ] {
+            assert_eq!(
+                failures(&with_owner(valid)),
+                Vec::<String>::new(),
+                "{valid}"
+            );
+        }
+        for invalid in [
+            "alice:example.com",
+            "@alice",
+            "@:example.com",
+            "@alice:",
+            "@al ice:example.com",
+            "@alice:exa mple.com",
+            "@alice:example.com/",
+            "#room:example.com",
+        ] {
+            let failed = failures(&with_owner(invalid));
+            assert!(
+                failed
+                    .iter()
+                    .any(|m| m.contains("owner must be a Matrix user ID")),
+                "{invalid} accepted: {failed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_name_must_fit_the_service_name() {
+        let spec = json!({"synapse": {"name": "hs"}});
+        for valid in ["irc", "a", "irc-bridge-2", &"a".repeat(50)] {
+            assert_eq!(
+                failures(&bridge(valid, spec.clone())),
+                Vec::<String>::new(),
+                "{valid}"
+            );
+        }
+        for invalid in [&"a".repeat(51), "irc.bridge", "1irc", "irc-"] {
+            let failed = failures(&bridge(invalid, spec.clone()));
+            assert!(
+                failed.iter().any(|m| m.contains("DNS label of at most 50")),
+                "{invalid} accepted: {failed:?}"
+            );
+        }
+    }
 }
