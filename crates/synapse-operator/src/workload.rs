@@ -86,7 +86,9 @@ pub fn synapse_deployment(
     let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
         name: name.to_string(),
         mount_path: path.to_string(),
-        read_only: Some(read_only),
+        // The API server drops `readOnly: false`; setting it would make the stored Deployment
+        // never match the desired one, and every reconcile would apply it again.
+        read_only: read_only.then_some(true),
         ..VolumeMount::default()
     };
     let mut volumes = vec![
@@ -325,6 +327,20 @@ mod tests {
             spec.template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION],
             "abc"
         );
+    }
+
+    #[test]
+    fn writable_mounts_leave_read_only_unset_as_the_api_server_stores_them() {
+        let d = synapse_deployment(ObjectMeta::default(), selector(), &workload());
+        let mounts = d.spec.unwrap().template.spec.unwrap().containers[0]
+            .volume_mounts
+            .clone()
+            .unwrap();
+        let read_only = |name: &str| mounts.iter().find(|m| m.name == name).unwrap().read_only;
+        assert_eq!(read_only("data"), None);
+        assert_eq!(read_only("tmp"), None);
+        assert_eq!(read_only("config"), Some(true));
+        assert!(mounts.iter().all(|m| m.read_only != Some(false)));
     }
 
     #[test]
