@@ -390,25 +390,34 @@ pub async fn remove_finalizer<B: Bridge>(
     bridge: &B,
     field_manager: &str,
 ) -> Result<(), BridgeError> {
-    if !has_finalizer(bridge) {
+    let name = bridge.name_any();
+    let error = |source| BridgeError::Finalizer {
+        action: "remove",
+        kind: B::KIND,
+        name: name.clone(),
+        source,
+    };
+    // The cached object may be stale: a bridge whose finalizer is already gone may be gone
+    // itself, and an apply to a missing object would try to create it.
+    let still_held = |current: Option<B>| current.is_some_and(|b| has_finalizer(&b));
+    if !has_finalizer(bridge) || !still_held(api.get_opt(&name).await.map_err(error)?) {
         return Ok(());
     }
     let result = api
         .patch(
-            &bridge.name_any(),
+            &name,
             &PatchParams::apply(field_manager).force(),
             &Patch::Apply(finalizer_patch(bridge, false)),
         )
         .await;
     match result {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-        Err(source) => Err(BridgeError::Finalizer {
-            action: "remove",
-            kind: B::KIND,
-            name: bridge.name_any(),
-            source,
-        }),
+        // Released and deleted by someone else meanwhile: the apply was refused as a create.
+        Err(source) if !still_held(api.get_opt(&name).await.map_err(error)?) => {
+            tracing::debug!(%source, name, "the finalizer was already released");
+            Ok(())
+        }
+        Err(source) => Err(error(source)),
     }
 }
 
