@@ -14,7 +14,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt as _};
-use operator_common::apply::{ApplyError, apply_if_changed, apply_status, is_applied};
+use operator_common::apply::{ApplyError, apply_if_changed, apply_status};
 use operator_common::controller::{ReconcileError, run_controller};
 use operator_common::events::Events;
 use operator_common::labels::AppLabels;
@@ -527,11 +527,11 @@ async fn ensure_homeserver_secret(
                 source,
             })?;
     }
-    apply_metadata(api, field_manager, meta, &secret).await
+    update_metadata(api, field_manager, meta, &secret).await
 }
 
 /// The data PVC: created once and never replaced or resized by a spec change; afterwards only its
-/// labels and owner are applied.
+/// labels and owner are set.
 async fn ensure_claim(
     api: &Api<PersistentVolumeClaim>,
     desired: PersistentVolumeClaim,
@@ -550,12 +550,13 @@ async fn ensure_claim(
                 what: format!("PersistentVolumeClaim {name}"),
                 source,
             }),
-        Some(existing) => apply_metadata(api, field_manager, desired.metadata, &existing).await,
+        Some(existing) => update_metadata(api, field_manager, desired.metadata, &existing).await,
     }
 }
 
-/// Applies only `meta`'s labels and owner references to an existing object.
-async fn apply_metadata<K>(
+/// Sets `meta`'s labels and exactly its Synapse owner reference (or none) on an existing
+/// retained object; writes nothing when they are already there.
+async fn update_metadata<K>(
     api: &Api<K>,
     field_manager: &str,
     meta: ObjectMeta,
@@ -566,23 +567,62 @@ where
         + serde::Serialize
         + serde::de::DeserializeOwned
         + Clone
-        + std::fmt::Debug
-        + Default,
+        + std::fmt::Debug,
 {
-    let mut desired = K::default();
-    *desired.meta_mut() = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        labels: meta.labels,
-        owner_references: meta.owner_references,
-        ..ObjectMeta::default()
-    };
-    let owners_match = existing.meta().owner_references.clone().unwrap_or_default()
-        == desired.meta().owner_references.clone().unwrap_or_default();
-    if owners_match && is_applied(desired.meta(), existing.meta()) {
+    let Some(patch) = retained_metadata_patch(&meta, existing.meta()) else {
         return Ok(existing.clone());
+    };
+    let name = existing.meta().name.clone().unwrap_or_default();
+    let params = PatchParams {
+        field_manager: Some(field_manager.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(&name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|error| {
+            Error::Apply(ApplyError::Api {
+                kind: K::kind(&()).into_owned(),
+                name,
+                error,
+            })
+        })
+}
+
+/// The JSON merge patch that gives an existing retained object (homeserver Secret, data PVC)
+/// the labels and the Synapse owner reference of `desired`, or `None` when it has them.
+///
+/// A merge patch replaces the whole owner list, so switching `deletionPolicy` from Delete to
+/// Retain really removes the owner reference, whichever request wrote it (the object was
+/// created by a plain create, so server-side apply does not own that reference and could not
+/// remove it). Owner references of other kinds are kept; the resourceVersion guards against a
+/// concurrent change.
+fn retained_metadata_patch(
+    desired: &ObjectMeta,
+    existing: &ObjectMeta,
+) -> Option<serde_json::Value> {
+    let is_synapse = |o: &&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference| {
+        o.kind == Synapse::kind(&()) && o.api_version == Synapse::api_version(&())
+    };
+    let current_owners = existing.owner_references.clone().unwrap_or_default();
+    let owners: Vec<_> = current_owners
+        .iter()
+        .filter(|o| !is_synapse(o))
+        .chain(desired.owner_references.iter().flatten().filter(is_synapse))
+        .cloned()
+        .collect();
+    let current_labels = existing.labels.clone().unwrap_or_default();
+    let labels = desired.labels.clone().unwrap_or_default();
+    let labels_set = labels.iter().all(|(k, v)| current_labels.get(k) == Some(v));
+    if labels_set && owners == current_owners {
+        return None;
     }
-    Ok(operator_common::apply::apply(api, field_manager, &desired).await?)
+    Some(serde_json::json!({
+        "metadata": {
+            "resourceVersion": existing.resource_version,
+            "labels": labels,
+            "ownerReferences": if owners.is_empty() { None } else { Some(owners) },
+        }
+    }))
 }
 
 /// Events for a changed Ready condition: a Warning for a problem the user must fix, Normal for
@@ -663,7 +703,101 @@ fn now() -> Time {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
     use super::*;
+
+    fn owner(kind: &str, api_version: &str, uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: "hs".into(),
+            uid: uid.into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }
+    }
+
+    fn synapse_owner(uid: &str) -> OwnerReference {
+        owner("Synapse", "synapse.opdev.io/v1alpha1", uid)
+    }
+
+    fn meta(owners: Vec<OwnerReference>, labels: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            resource_version: Some("7".into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            owner_references: Some(owners),
+            ..ObjectMeta::default()
+        }
+    }
+
+    const LABELS: &[(&str, &str)] = &[("app.kubernetes.io/instance", "hs")];
+
+    #[test]
+    fn retained_metadata_in_place_needs_no_write() {
+        // The API server omits an empty owner list; an empty desired list means the same.
+        let existing = ObjectMeta {
+            owner_references: None,
+            ..meta(
+                vec![],
+                &[("app.kubernetes.io/instance", "hs"), ("other", "x")],
+            )
+        };
+        assert_eq!(
+            retained_metadata_patch(&meta(vec![], LABELS), &existing),
+            None
+        );
+        let owned = meta(vec![synapse_owner("u1")], LABELS);
+        assert_eq!(retained_metadata_patch(&owned, &owned), None);
+    }
+
+    #[test]
+    fn switching_to_retain_removes_the_synapse_owner_and_keeps_others() {
+        let foreign = owner("Backup", "example.org/v1", "b1");
+        let existing = meta(vec![synapse_owner("u1"), foreign.clone()], LABELS);
+        let patch = retained_metadata_patch(&meta(vec![], LABELS), &existing).unwrap();
+        assert_eq!(
+            patch["metadata"]["ownerReferences"],
+            serde_json::to_value(vec![foreign]).unwrap()
+        );
+        assert_eq!(patch["metadata"]["resourceVersion"], "7");
+        let only_ours = meta(vec![synapse_owner("u1")], LABELS);
+        let patch = retained_metadata_patch(&meta(vec![], LABELS), &only_ours).unwrap();
+        assert!(patch["metadata"]["ownerReferences"].is_null());
+        assert!(
+            patch["metadata"]
+                .as_object()
+                .unwrap()
+                .contains_key("ownerReferences"),
+            "null deletes the list in a merge patch"
+        );
+    }
+
+    #[test]
+    fn switching_to_delete_or_a_new_synapse_sets_its_owner_and_labels() {
+        let desired = meta(vec![synapse_owner("u2")], LABELS);
+        let patch = retained_metadata_patch(&desired, &meta(vec![], &[])).unwrap();
+        assert_eq!(
+            patch["metadata"]["ownerReferences"],
+            serde_json::to_value(vec![synapse_owner("u2")]).unwrap()
+        );
+        assert_eq!(
+            patch["metadata"]["labels"]["app.kubernetes.io/instance"],
+            "hs"
+        );
+        // A reference to a former Synapse of the same name is replaced.
+        let patch =
+            retained_metadata_patch(&desired, &meta(vec![synapse_owner("u1")], LABELS)).unwrap();
+        assert_eq!(
+            patch["metadata"]["ownerReferences"],
+            serde_json::to_value(vec![synapse_owner("u2")]).unwrap()
+        );
+    }
 
     #[test]
     fn config_hash_changes_with_any_file_and_is_stable() {
