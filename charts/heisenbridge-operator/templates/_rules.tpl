@@ -1,0 +1,42 @@
+{{/*
+Exactly the requests the heisenbridge-operator sends, verb by verb (crates/heisenbridge-operator/
+src/controller.rs, crates/operator-common/src/bridge.rs). e2e/tests/chart_rbac.rs runs the
+operator under these rules and fails on a Forbidden and on any rule the scenarios do not use.
+*/}}
+{{- define "operator.rules" -}}
+# Its kind: watched; the handshake finalizer added and removed by server-side apply (read again
+# before removal); status written by server-side apply.
+- apiGroups: ["synapse.opdev.io"]
+  resources: ["heisenbridges"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["synapse.opdev.io"]
+  resources: ["heisenbridges/status"]
+  verbs: ["patch"]
+# The Synapse a bridge registers with: watched and read for its status; the registration
+# announced and withdrawn as an annotation by server-side apply.
+- apiGroups: ["synapse.opdev.io"]
+  resources: ["synapses"]
+  verbs: ["get", "list", "watch", "patch"]
+# The registration Secret: created once, then applied.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Applied by server-side apply, which creates them too.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "patch"]
+# The user's registration file: read, never written.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+# Events; a repeated one is patched to count the series.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* The leader-election Lease, in the release namespace. */}}
+{{- define "operator.leaseName" -}}heisenbridge-operator-leader{{- end -}}

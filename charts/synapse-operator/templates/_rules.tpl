@@ -1,0 +1,37 @@
+{{/*
+Exactly the requests the synapse-operator sends, verb by verb (crates/synapse-operator/src/
+controller.rs and crates/operator-common). e2e/tests/chart_rbac.rs runs the operator under these
+rules and fails on a Forbidden and on any rule the scenarios do not use.
+*/}}
+{{- define "operator.rules" -}}
+# Its kind: watched, status written by server-side apply.
+- apiGroups: ["synapse.opdev.io"]
+  resources: ["synapses"]
+  verbs: ["list", "watch"]
+- apiGroups: ["synapse.opdev.io"]
+  resources: ["synapses/status"]
+  verbs: ["patch"]
+# Generated secrets and the config bundle (created once, then patched), bridge registrations
+# (read), the data PVC (created once, then its labels and owner patched).
+- apiGroups: [""]
+  resources: ["secrets", "persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Applied by server-side apply, which creates them too.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "patch"]
+# The user's homeserver.yaml: read, never written.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+# Events; a repeated one is patched to count the series.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* The leader-election Lease, in the release namespace. */}}
+{{- define "operator.leaseName" -}}synapse-operator-leader{{- end -}}
