@@ -1160,3 +1160,47 @@ async fn the_rules_are_heisenbridges_and_synapses_own() {
         );
     }
 }
+
+/// The apiserver itself refuses what the operator could not deploy: an owner that is not a
+/// Matrix user ID, a name too long for the bridge's Service.
+#[tokio::test]
+async fn the_apiserver_refuses_a_bad_owner_and_a_name_too_long() {
+    let client = e2e::client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "hb-schema", &[]).await;
+    let bridges: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns.name, &resource("Heisenbridge"));
+    let refusal = |name: &str, spec: Value| {
+        let bridges = bridges.clone();
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "synapse.opdev.io/v1alpha1",
+            "kind": "Heisenbridge",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .expect("an object");
+        async move {
+            bridges
+                .create(&PostParams::default(), &object)
+                .await
+                .map(|_| ())
+                .expect_err("the apiserver must refuse it")
+                .to_string()
+        }
+    };
+    let bad_owner = refusal(
+        "irc",
+        json!({"synapse": {"name": "hs"}, "owner": "alice@example.com"}),
+    )
+    .await;
+    assert!(
+        bad_owner.contains("owner must be a Matrix user ID"),
+        "{bad_owner}"
+    );
+    let long = refusal(&"a".repeat(51), json!({"synapse": {"name": "hs"}})).await;
+    assert!(
+        long.contains("DNS label of at most 50 characters"),
+        "{long}"
+    );
+    ns.delete().await;
+}
