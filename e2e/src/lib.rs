@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod charts;
 pub mod operator_process;
 pub mod operators;
 pub mod pod_harness;
