@@ -8,6 +8,7 @@ go 1.25.0
 require (
 	go.mau.fi/util v0.10.0
 	gopkg.in/yaml.v3 v3.0.1
+	maunium.net/go/mauflag v1.0.0
 	maunium.net/go/mautrix v0.30.0
 )
 
@@ -36,5 +37,4 @@ require (
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
-	maunium.net/go/mauflag v1.0.0 // indirect
 )

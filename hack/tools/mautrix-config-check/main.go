@@ -21,11 +21,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"text/template"
 
 	"go.mau.fi/util/configupgrade"
 	"gopkg.in/yaml.v3"
+	flag "maunium.net/go/mauflag"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/bridgev2"
@@ -34,7 +34,8 @@ import (
 )
 
 func main() {
-	os.Args = append(os.Args, "-n")
+	// mauflag took its input from os.Args when it was initialised: add -n there.
+	flag.DefaultSet().InputArgs = append(flag.DefaultSet().InputArgs, "-n")
 	bridge := mxmain.BridgeMain{
 		Name:        "mautrix-signal",
 		URL:         "https://github.com/mautrix/signal",
