@@ -6,6 +6,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{ConfigMapReference, State, SynapseReference};
+use crate::heisenbridge::MATRIX_USER_ID_RULE;
+use crate::synapse::{DeletionPolicy, StorageSpec};
+
+/// The CEL rule of `spec.admins`: each entry is a Matrix user ID (the rule of a single user ID
+/// applied to every item).
+fn admins_rule() -> String {
+    let single = MATRIX_USER_ID_RULE
+        .strip_prefix("self.")
+        .expect("the user ID rule is a method call on self");
+    format!("self.all(id, id.{single})")
+}
 
 /// Desired state of a mautrix-signal bridge. With no `configMap` the bridge runs with a default
 /// configuration; with one, its `config.yaml` is used.
@@ -50,13 +61,46 @@ use crate::common::{ConfigMapReference, State, SynapseReference};
 #[serde(rename_all = "camelCase")]
 pub struct MautrixSignalSpec {
     /// A ConfigMap holding your own mautrix-signal configuration under the key `config.yaml`.
-    /// It is used as a base: the operator sets the homeserver address, the app-service
-    /// registration and the paths it manages. When absent, the operator generates one.
+    /// It is used as a base and never modified: the operator sets the keys it owns (the
+    /// homeserver, the app-service address, listener, id and tokens, and the database unless
+    /// yours is PostgreSQL) and keeps the rest. A legacy (signald-era or pre-bridgev2) file is
+    /// migrated to today's format; the ConfigMigrated condition lists what had no equivalent.
+    /// When absent, the operator writes the whole configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapReference>,
 
-    /// The Synapse this bridge registers with.
+    /// The Synapse this bridge registers with. It must be in the bridge's namespace.
     pub synapse: SynapseReference,
+
+    /// Matrix users who get the bridge's `admin` permission, e.g. @alice:example.com. Every
+    /// user of the Synapse's server gets `user` (they can log in to Signal), everyone else
+    /// `relay`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new(admins_rule()).message(
+        "each entry of admins must be a Matrix user ID: @localpart:server_name, e.g. \
+         @alice:example.com"
+    ))]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 255)))]
+    pub admins: Vec<String>,
+
+    /// Container image of mautrix-signal. Defaults to the mautrix-signal release this operator
+    /// is tested with; the command the operator gives the container works with the official
+    /// image (dock.mau.dev/mautrix/signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+
+    /// The bridge's own data volume, holding its SQLite database. Applied when the volume is
+    /// created; later changes are not applied to an existing volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+
+    /// What happens to the data volume and the generated secrets (app-service tokens, pickle
+    /// key, provisioning secret) when this bridge is deleted. Retain (the default) keeps them,
+    /// so a bridge re-created with the same name finds its Signal logins again; Delete removes
+    /// them with the bridge.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
 }
 
 /// Observed state of a mautrix-signal bridge.
