@@ -1,8 +1,5 @@
-//! The signal-operator: deploys mautrix-signal bridges and registers them with a Synapse (the `MautrixSignal` kind).
-//!
-//! `signal-operator [run]` runs it; `signal-operator crd` prints the CustomResourceDefinition of its kind.
-
-mod controller;
+//! The signal-operator binary. `signal-operator [run]` runs it; `signal-operator crd` prints the
+//! CustomResourceDefinition of its kind.
 
 use clap::Parser as _;
 use kube::CustomResourceExt as _;
@@ -17,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command() {
         Command::Crd => print!("{}", crd_yaml(&MautrixSignal::crd())?),
         Command::Run(args) => {
-            operator_common::runtime::run(OPERATOR, args, controller::run).await?
+            operator_common::runtime::run(OPERATOR, args, signal_operator::controller::run).await?
         }
     }
     Ok(())

@@ -1,0 +1,512 @@
+//! `MautrixSignal.status` computed from what the reconciliation found and applied, and the
+//! Events its changes call for. Pure.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, Rollout, reasons};
+use operator_common::conditions::{
+    ConditionStatus, ConditionUpdate, find_condition, set_condition,
+};
+use synapse_types::MautrixSignalStatus;
+use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED, State};
+use synapse_types::mautrix_signal::MautrixSignalSynapseStatus;
+
+use crate::config::{CONFIG_MAP_KEY, ConfigProblem};
+use crate::legacy::Migration;
+
+/// Condition type: the user's config.yaml was in a legacy format and was migrated.
+pub const CONDITION_CONFIG_MIGRATED: &str = "ConfigMigrated";
+/// Reason of [`CONDITION_CONFIG_MIGRATED`].
+pub const REASON_MIGRATED: &str = "LegacyConfigMigrated";
+
+/// Where a config came from, for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Written by the operator (no `spec.configMap`).
+    Default,
+    /// The user's ConfigMap.
+    ConfigMap { namespace: String, name: String },
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::Default => f.write_str("the generated configuration"),
+            ConfigSource::ConfigMap { namespace, name } => {
+                write!(f, "{CONFIG_MAP_KEY} in ConfigMap {namespace}/{name}")
+            }
+        }
+    }
+}
+
+/// Input the operator cannot use. The objects already deployed are left as they are.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Problem {
+    #[error(transparent)]
+    CrossNamespaceSynapse(#[from] CrossNamespaceSynapse),
+    #[error(
+        "ConfigMap {namespace}/{name} named by spec.configMap does not exist: create it with \
+         your mautrix-signal configuration under the key {CONFIG_MAP_KEY}, or remove \
+         spec.configMap to use a generated configuration"
+    )]
+    ConfigMapNotFound { namespace: String, name: String },
+    #[error(
+        "ConfigMap {namespace}/{name} has no key {CONFIG_MAP_KEY}: put the mautrix-signal \
+         configuration there"
+    )]
+    ConfigMapKeyMissing { namespace: String, name: String },
+    #[error("{origin} cannot be used: {error}; the bridge is not deployed with it")]
+    InvalidConfig {
+        origin: ConfigSource,
+        error: ConfigProblem,
+    },
+}
+
+impl Problem {
+    /// The condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::CrossNamespaceSynapse(_) => reasons::CROSS_NAMESPACE_SYNAPSE,
+            Problem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
+            Problem::ConfigMapKeyMissing { .. } => "ConfigMapKeyMissing",
+            Problem::InvalidConfig {
+                error: ConfigProblem::ExampleDomain,
+                ..
+            } => "UnsupportedServerName",
+            Problem::InvalidConfig { .. } => "InvalidConfig",
+        }
+    }
+}
+
+/// What the reconciliation arrived at.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The input cannot be used.
+    Problem(Problem),
+    /// The Synapse does not exist: nothing is announced or deployed.
+    SynapseNotFound { synapse: String },
+    /// The Synapse has not published its server name and client URL yet, which the config and
+    /// the registration are made from: nothing is deployed yet.
+    SynapseNotReady { synapse: String },
+    /// Everything is applied and announced.
+    Applied {
+        synapse: String,
+        registration: RegistrationState,
+        rollout: Rollout,
+        /// Set when the user's file was a legacy one.
+        migration: Option<Migration>,
+    },
+}
+
+/// One condition's content.
+struct Verdict {
+    status: ConditionStatus,
+    reason: &'static str,
+    message: String,
+}
+
+impl Verdict {
+    fn new(status: bool, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: status.into(),
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reasons that need the user to act: `FAILED`, and a Warning Event.
+fn is_failure(reason: &str) -> bool {
+    [
+        reasons::CROSS_NAMESPACE_SYNAPSE,
+        reasons::SYNAPSE_NOT_FOUND,
+        reasons::REGISTRATION_REJECTED,
+        "ConfigMapNotFound",
+        "ConfigMapKeyMissing",
+        "InvalidConfig",
+        "UnsupportedServerName",
+        "RolloutFailed",
+    ]
+    .contains(&reason)
+}
+
+fn verdicts(outcome: &Outcome) -> (Verdict, Verdict) {
+    let both = |reason, message: String| {
+        (
+            Verdict::new(false, reason, message.clone()),
+            Verdict::new(false, reason, message),
+        )
+    };
+    match outcome {
+        Outcome::Problem(problem) => both(problem.reason(), problem.to_string()),
+        Outcome::SynapseNotFound { synapse } => both(
+            reasons::SYNAPSE_NOT_FOUND,
+            format!(
+                "Synapse {synapse} does not exist in this namespace: create it, or name an \
+                 existing one in spec.synapse"
+            ),
+        ),
+        Outcome::SynapseNotReady { synapse } => both(
+            reasons::SYNAPSE_NOT_READY,
+            format!(
+                "waiting for Synapse {synapse} to publish its server name and client URL in its \
+                 status; the bridge's configuration is made from them"
+            ),
+        ),
+        Outcome::Applied {
+            synapse,
+            registration,
+            rollout,
+            ..
+        } => {
+            let ready = match rollout {
+                Rollout::Ready => Verdict::new(
+                    true,
+                    "Running",
+                    "mautrix-signal is running the current configuration and its pod is ready",
+                ),
+                Rollout::Progressing(message) => {
+                    Verdict::new(false, "RollingOut", format!("mautrix-signal: {message}"))
+                }
+                Rollout::Failed(message) => Verdict::new(
+                    false,
+                    "RolloutFailed",
+                    format!(
+                        "the mautrix-signal pod did not become ready: {message}; see the pod's \
+                         events and logs"
+                    ),
+                ),
+            };
+            let registered = match registration {
+                RegistrationState::Live => Verdict::new(
+                    true,
+                    reasons::REGISTERED,
+                    format!("the registration is live on Synapse {synapse}"),
+                ),
+                RegistrationState::NotLive { reason, message } => {
+                    Verdict::new(false, reason, message.clone())
+                }
+            };
+            (ready, registered)
+        }
+    }
+}
+
+/// The ConfigMigrated message: what happened and every key that was dropped.
+pub fn migration_message(migration: &Migration) -> String {
+    let mut message = format!(
+        "config.yaml was in the legacy {} format, which mautrix-signal v26 refuses to start \
+         with; it was migrated to the bridgev2 format",
+        migration.format
+    );
+    if migration.dropped.is_empty() {
+        message.push_str(" and every setting was carried over");
+    } else {
+        message.push_str(&format!(
+            ". Dropped, with no bridgev2 equivalent: {}",
+            migration.dropped.join(", ")
+        ));
+    }
+    for note in &migration.notes {
+        message.push_str(&format!(". Note: {note}"));
+    }
+    message
+}
+
+/// The next status: `current` with this reconciliation's observations. Conditions keep their
+/// transition times unless their status flips, so an unchanged outcome gives an equal status
+/// (and no write). `server_name` is the Synapse's, when it published one.
+pub fn next_status(
+    current: Option<&MautrixSignalStatus>,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    server_name: Option<&str>,
+    now: Time,
+) -> MautrixSignalStatus {
+    let mut status = current.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    if let Some(server_name) = server_name {
+        status.synapse = Some(MautrixSignalSynapseStatus {
+            server_name: Some(server_name.to_owned()),
+        });
+    }
+    let (ready, registered) = verdicts(outcome);
+    status.state = if [&ready, &registered].iter().any(|v| is_failure(v.reason)) {
+        Some(State::Failed)
+    } else if ready.status == ConditionStatus::True && registered.status == ConditionStatus::True {
+        Some(State::Running)
+    } else {
+        None
+    };
+    status.reason = [&ready, &registered]
+        .iter()
+        .find(|v| v.status != ConditionStatus::True)
+        .map(|v| v.message.clone());
+    for (type_, verdict) in [(CONDITION_READY, ready), (CONDITION_REGISTERED, registered)] {
+        set_condition(
+            &mut status.conditions,
+            ConditionUpdate {
+                type_,
+                status: verdict.status,
+                reason: verdict.reason,
+                message: &verdict.message,
+                observed_generation: generation,
+            },
+            now.clone(),
+        );
+    }
+    // The migration describes the config that was applied; an unusable input changes nothing.
+    if let Outcome::Applied { migration, .. } = outcome {
+        match migration {
+            Some(migration) => {
+                set_condition(
+                    &mut status.conditions,
+                    ConditionUpdate {
+                        type_: CONDITION_CONFIG_MIGRATED,
+                        status: ConditionStatus::True,
+                        reason: REASON_MIGRATED,
+                        message: &migration_message(migration),
+                        observed_generation: generation,
+                    },
+                    now,
+                );
+            }
+            None => status
+                .conditions
+                .retain(|c| c.type_ != CONDITION_CONFIG_MIGRATED),
+        }
+    }
+    status
+}
+
+/// An Event to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The Events for the conditions that changed from `before` to `after`: a Warning for each
+/// problem the user must act on, a Normal one when the bridge becomes ready or registered and
+/// when a legacy config is migrated. Progress in between makes none.
+pub fn notices(before: Option<&MautrixSignalStatus>, after: &MautrixSignalStatus) -> Vec<Notice> {
+    let mut notices: Vec<Notice> = Vec::new();
+    for type_ in [
+        CONDITION_READY,
+        CONDITION_REGISTERED,
+        CONDITION_CONFIG_MIGRATED,
+    ] {
+        let Some(now) = find_condition(&after.conditions, type_) else {
+            continue;
+        };
+        let was = before.and_then(|b| find_condition(&b.conditions, type_));
+        if was.is_some_and(|w| same(w, now)) {
+            continue;
+        }
+        let warning = is_failure(&now.reason);
+        if (warning || now.status == "True") && !notices.iter().any(|n| n.reason == now.reason) {
+            notices.push(Notice {
+                warning,
+                reason: now.reason.clone(),
+                message: now.message.clone(),
+            });
+        }
+    }
+    notices
+}
+
+fn same(a: &Condition, b: &Condition) -> bool {
+    a.status == b.status && a.reason == b.reason && a.message == b.message
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+    use operator_common::conditions::is_condition_true;
+
+    use super::*;
+    use crate::legacy::LegacyFormat;
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn applied(
+        registration: RegistrationState,
+        rollout: Rollout,
+        migration: Option<Migration>,
+    ) -> Outcome {
+        Outcome::Applied {
+            synapse: "hs".into(),
+            registration,
+            rollout,
+            migration,
+        }
+    }
+
+    fn migration() -> Migration {
+        Migration {
+            format: LegacyFormat::Python,
+            dropped: vec!["signal".into(), "logging".into()],
+            notes: Vec::new(),
+        }
+    }
+
+    fn condition<'a>(status: &'a MautrixSignalStatus, type_: &str) -> &'a Condition {
+        find_condition(&status.conditions, type_).unwrap()
+    }
+
+    #[test]
+    fn running_and_registered_is_running_and_steady() {
+        let outcome = applied(RegistrationState::Live, Rollout::Ready, None);
+        let first = next_status(None, Some(2), &outcome, Some("matrix.example.org"), at(10));
+        assert!(is_condition_true(&first.conditions, "Ready"));
+        assert!(is_condition_true(&first.conditions, "Registered"));
+        assert_eq!(first.state, Some(State::Running));
+        assert_eq!(first.reason, None);
+        assert_eq!(
+            first
+                .synapse
+                .as_ref()
+                .and_then(|s| s.server_name.as_deref()),
+            Some("matrix.example.org")
+        );
+        assert!(find_condition(&first.conditions, CONDITION_CONFIG_MIGRATED).is_none());
+        let again = next_status(
+            Some(&first),
+            Some(2),
+            &outcome,
+            Some("matrix.example.org"),
+            at(20),
+        );
+        assert_eq!(again, first);
+        assert!(notices(Some(&first), &again).is_empty());
+        let announced = notices(None, &first);
+        assert_eq!(
+            announced
+                .iter()
+                .map(|n| n.reason.as_str())
+                .collect::<Vec<_>>(),
+            ["Running", "Registered"]
+        );
+        assert!(announced.iter().all(|n| !n.warning));
+    }
+
+    #[test]
+    fn a_missing_synapse_fails_and_then_converges() {
+        let missing = Outcome::SynapseNotFound {
+            synapse: "hs".into(),
+        };
+        let failed = next_status(None, Some(1), &missing, None, at(10));
+        assert_eq!(failed.state, Some(State::Failed));
+        assert_eq!(condition(&failed, "Ready").reason, "SynapseNotFound");
+        assert_eq!(condition(&failed, "Registered").reason, "SynapseNotFound");
+        assert!(failed.reason.as_deref().unwrap().contains("does not exist"));
+        assert!(failed.synapse.is_none());
+        let warnings = notices(None, &failed);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].warning);
+
+        let waiting = next_status(
+            Some(&failed),
+            Some(1),
+            &Outcome::SynapseNotReady {
+                synapse: "hs".into(),
+            },
+            None,
+            at(20),
+        );
+        assert_eq!(waiting.state, None);
+        assert_eq!(condition(&waiting, "Ready").reason, "SynapseNotReady");
+        assert!(notices(Some(&failed), &waiting).is_empty());
+
+        let pending = applied(
+            RegistrationState::NotLive {
+                reason: reasons::REGISTRATION_PENDING,
+                message: "waiting".into(),
+            },
+            Rollout::Progressing("starting".into()),
+            None,
+        );
+        let rolling = next_status(Some(&waiting), Some(1), &pending, Some("m.org"), at(30));
+        assert_eq!(rolling.state, None);
+        assert_eq!(condition(&rolling, "Ready").reason, "RollingOut");
+        let live = applied(RegistrationState::Live, Rollout::Ready, None);
+        let running = next_status(Some(&rolling), Some(1), &live, Some("m.org"), at(40));
+        assert_eq!(running.state, Some(State::Running));
+        assert_eq!(condition(&running, "Ready").last_transition_time, at(40));
+    }
+
+    #[test]
+    fn a_migrated_config_is_reported_and_its_condition_goes_with_it() {
+        let outcome = applied(RegistrationState::Live, Rollout::Ready, Some(migration()));
+        let migrated = next_status(None, Some(1), &outcome, Some("m.org"), at(10));
+        let c = condition(&migrated, CONDITION_CONFIG_MIGRATED);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", REASON_MIGRATED)
+        );
+        assert!(
+            c.message
+                .contains("Dropped, with no bridgev2 equivalent: signal, logging")
+        );
+        assert!(
+            notices(None, &migrated)
+                .iter()
+                .any(|n| n.reason == REASON_MIGRATED && !n.warning)
+        );
+
+        // A problem later keeps the record of what runs; a current-format file removes it.
+        let problem = Outcome::Problem(Problem::ConfigMapKeyMissing {
+            namespace: "ns".into(),
+            name: "cm".into(),
+        });
+        let broken = next_status(Some(&migrated), Some(2), &problem, None, at(20));
+        assert!(find_condition(&broken.conditions, CONDITION_CONFIG_MIGRATED).is_some());
+        assert_eq!(broken.state, Some(State::Failed));
+        assert_eq!(
+            broken.synapse, migrated.synapse,
+            "the server name seen last is kept"
+        );
+        let modern = applied(RegistrationState::Live, Rollout::Ready, None);
+        let current = next_status(Some(&broken), Some(3), &modern, Some("m.org"), at(30));
+        assert!(find_condition(&current.conditions, CONDITION_CONFIG_MIGRATED).is_none());
+    }
+
+    #[test]
+    fn an_invalid_config_says_where_and_why() {
+        let problem = Problem::InvalidConfig {
+            origin: ConfigSource::ConfigMap {
+                namespace: "ns".into(),
+                name: "cm".into(),
+            },
+            error: ConfigProblem::Empty,
+        };
+        assert_eq!(problem.reason(), "InvalidConfig");
+        assert_eq!(
+            problem.to_string(),
+            "config.yaml in ConfigMap ns/cm cannot be used: it is empty; the bridge is not \
+             deployed with it"
+        );
+        let status = next_status(None, Some(1), &Outcome::Problem(problem), None, at(1));
+        assert_eq!(condition(&status, "Ready").reason, "InvalidConfig");
+        assert_eq!(status.state, Some(State::Failed));
+        let example = Problem::InvalidConfig {
+            origin: ConfigSource::Default,
+            error: ConfigProblem::ExampleDomain,
+        };
+        assert_eq!(example.reason(), "UnsupportedServerName");
+    }
+
+    #[test]
+    fn migration_messages_list_the_dropped_keys_and_notes() {
+        let mut m = migration();
+        m.notes.push("the database is kept".into());
+        let message = migration_message(&m);
+        assert!(message.starts_with("config.yaml was in the legacy signald-era"));
+        assert!(message.contains("signal, logging"));
+        assert!(message.ends_with("Note: the database is kept"));
+        m.dropped.clear();
+        assert!(migration_message(&m).contains("every setting was carried over"));
+    }
+}

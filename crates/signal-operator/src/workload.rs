@@ -1,0 +1,448 @@
+//! The bridge's objects as pure builders: the Secrets, the data PVC, the Deployment and the
+//! Service.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, KeyToPath,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, Secret, SecretProjection, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use synapse_types::contract::REGISTRATION_SECRET_KEY;
+
+use crate::config::{CONFIG_MAP_KEY, PORT};
+
+/// Image used when `spec.image` is not set: the mautrix-signal release whose mautrix-go version
+/// the config checker of the tests is built with (hack/tools/mautrix-config-check).
+pub const DEFAULT_IMAGE: &str = "dock.mau.dev/mautrix/signal:v0.2608.0";
+/// The image's binary.
+pub const BINARY: &str = "/usr/bin/mautrix-signal";
+/// UID and GID of the image's user (its `UID`/`GID` environment, used by its start script).
+pub const BRIDGE_UID: i64 = 1337;
+/// Where the config and the registration are mounted, read-only.
+pub const CONFIG_DIR: &str = "/config";
+/// The data volume: the SQLite database; also the working directory, as in the image's own
+/// start script, so relative paths in a user's config land on the volume.
+pub const DATA_DIR: &str = "/data";
+/// Default size of the data volume.
+pub const DEFAULT_STORAGE_SIZE: &str = "1Gi";
+/// Pod-template annotation with the hash of the mounted files: a change rolls the bridge,
+/// which reads them only at start.
+pub const CONFIG_HASH_ANNOTATION: &str = "synapse.opdev.io/config-hash";
+const PORT_NAME: &str = "http";
+/// Live as soon as the HTTP server runs.
+const LIVE_PATH: &str = "/_matrix/mau/live";
+/// Ready once the bridge has reached Synapse with its token and started.
+const READY_PATH: &str = "/_matrix/mau/ready";
+
+/// Names of the objects a MautrixSignal owns.
+pub mod names {
+    use super::PORT;
+
+    /// The Deployment and the Service.
+    pub fn workload(bridge: &str) -> String {
+        format!("{bridge}-mautrix-signal")
+    }
+
+    /// The registration Secret, announced to the Synapse.
+    pub fn registration_secret(bridge: &str) -> String {
+        format!("{bridge}-mautrix-signal-registration")
+    }
+
+    /// The config Secret: config.yaml holds tokens and perhaps database credentials.
+    pub fn config_secret(bridge: &str) -> String {
+        format!("{bridge}-mautrix-signal-config")
+    }
+
+    /// The generated secrets, kept like the data volume.
+    pub fn keys_secret(bridge: &str) -> String {
+        format!("{bridge}-mautrix-signal-keys")
+    }
+
+    /// The data volume.
+    pub fn data_claim(bridge: &str) -> String {
+        format!("{bridge}-mautrix-signal-data")
+    }
+
+    /// The URL Synapse sends the bridge's transactions to: its Service.
+    pub fn service_url(bridge: &str, namespace: &str) -> String {
+        format!("http://{}.{namespace}.svc:{PORT}", workload(bridge))
+    }
+}
+
+/// A Secret holding `files`.
+pub fn secret(meta: ObjectMeta, files: BTreeMap<String, Vec<u8>>) -> Secret {
+    Secret {
+        metadata: meta,
+        data: Some(files.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    }
+}
+
+/// The data volume. Created once, never replaced or resized by a spec change.
+pub fn data_claim(
+    meta: ObjectMeta,
+    size: &str,
+    storage_class: Option<&str>,
+) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: meta,
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: storage_class.map(String::from),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    Quantity(size.to_owned()),
+                )])),
+                limits: None,
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Everything the Deployment depends on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BridgeWorkload {
+    pub image: String,
+    pub config_secret: String,
+    pub registration_secret: String,
+    pub data_claim: String,
+    /// Hash of the mounted files.
+    pub config_hash: String,
+}
+
+/// The container's command: the bridge with the mounted config and registration, and `-n` so
+/// that it never tries to write its config back to the read-only mount.
+pub fn command() -> Vec<String> {
+    vec![
+        BINARY.to_owned(),
+        "-c".to_owned(),
+        format!("{CONFIG_DIR}/{CONFIG_MAP_KEY}"),
+        "-r".to_owned(),
+        format!("{CONFIG_DIR}/{REGISTRATION_SECRET_KEY}"),
+        "-n".to_owned(),
+    ]
+}
+
+fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity("50m".into())),
+            ("memory".to_owned(), Quantity("128Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity("1Gi".into()),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// One replica with the Recreate strategy: the data volume is ReadWriteOnce, SQLite must never
+/// be opened by two pods, and two bridges with the same tokens would both answer Synapse.
+pub fn bridge_deployment(
+    meta: ObjectMeta,
+    selector: BTreeMap<String, String>,
+    workload: &BridgeWorkload,
+) -> Deployment {
+    let probe = |path: &str, period: i32, failures: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(PORT_NAME.into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(5),
+        ..Probe::default()
+    };
+    let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    };
+    let container = Container {
+        name: "mautrix-signal".into(),
+        image: Some(workload.image.clone()),
+        command: Some(command()),
+        working_dir: Some(DATA_DIR.into()),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.into()),
+            container_port: i32::from(PORT),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        // The first start migrates the database: give it up to five minutes.
+        startup_probe: Some(probe(LIVE_PATH, 5, 60)),
+        liveness_probe: Some(probe(LIVE_PATH, 30, 3)),
+        readiness_probe: Some(probe(READY_PATH, 10, 3)),
+        resources: Some(default_resources()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![
+            mount("config", CONFIG_DIR, true),
+            mount("data", DATA_DIR, false),
+            mount("tmp", "/tmp", false),
+        ]),
+        ..Container::default()
+    };
+    let project = |secret: &str, key: &str| VolumeProjection {
+        secret: Some(SecretProjection {
+            name: secret.to_owned(),
+            items: Some(vec![KeyToPath {
+                key: key.to_owned(),
+                path: key.to_owned(),
+                mode: None,
+            }]),
+            optional: Some(false),
+        }),
+        ..VolumeProjection::default()
+    };
+    let volumes = vec![
+        // Config and registration side by side, from the two Secrets.
+        Volume {
+            name: "config".into(),
+            projected: Some(ProjectedVolumeSource {
+                // Owner and group read: the pod's fsGroup makes the group the bridge's.
+                default_mode: Some(0o440),
+                sources: Some(vec![
+                    project(&workload.config_secret, CONFIG_MAP_KEY),
+                    project(&workload.registration_secret, REGISTRATION_SECRET_KEY),
+                ]),
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: workload.data_claim.clone(),
+                read_only: None,
+            }),
+            ..Volume::default()
+        },
+        // Attachments are converted through temporary files; the root filesystem is read-only.
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    Deployment {
+        metadata: meta,
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                match_expressions: None,
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                rolling_update: None,
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(selector),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH_ANNOTATION.to_owned(),
+                        workload.config_hash.clone(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(BRIDGE_UID),
+                        run_as_group: Some(BRIDGE_UID),
+                        fs_group: Some(BRIDGE_UID),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The Service Synapse reaches the bridge through, at the registration's `url`.
+pub fn bridge_service(meta: ObjectMeta, selector: BTreeMap<String, String>) -> Service {
+    Service {
+        metadata: meta,
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some(PORT_NAME.into()),
+                port: i32::from(PORT),
+                target_port: Some(IntOrString::String(PORT_NAME.into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload() -> BridgeWorkload {
+        BridgeWorkload {
+            image: DEFAULT_IMAGE.into(),
+            config_secret: names::config_secret("sig"),
+            registration_secret: names::registration_secret("sig"),
+            data_claim: names::data_claim("sig"),
+            config_hash: "abc".into(),
+        }
+    }
+
+    fn selector() -> BTreeMap<String, String> {
+        BTreeMap::from([("app.kubernetes.io/instance".to_owned(), "sig".to_owned())])
+    }
+
+    #[test]
+    fn names_and_url() {
+        assert_eq!(names::workload("sig"), "sig-mautrix-signal");
+        assert_eq!(
+            names::registration_secret("sig"),
+            "sig-mautrix-signal-registration"
+        );
+        assert_eq!(names::config_secret("sig"), "sig-mautrix-signal-config");
+        assert_eq!(names::keys_secret("sig"), "sig-mautrix-signal-keys");
+        assert_eq!(names::data_claim("sig"), "sig-mautrix-signal-data");
+        assert_eq!(
+            names::service_url("sig", "ns"),
+            "http://sig-mautrix-signal.ns.svc:29328"
+        );
+    }
+
+    #[test]
+    fn the_command_reads_the_mounted_files_and_never_writes_them() {
+        assert_eq!(
+            command(),
+            [
+                "/usr/bin/mautrix-signal",
+                "-c",
+                "/config/config.yaml",
+                "-r",
+                "/config/registration.yaml",
+                "-n"
+            ]
+        );
+    }
+
+    #[test]
+    fn deployment_is_restricted_and_recreated() {
+        let d = bridge_deployment(ObjectMeta::default(), selector(), &workload());
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+        assert_eq!(
+            spec.template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION],
+            "abc"
+        );
+        let pod = spec.template.spec.unwrap();
+        let psc = pod.security_context.unwrap();
+        assert_eq!(
+            (psc.run_as_user, psc.run_as_group, psc.fs_group),
+            (Some(1337), Some(1337), Some(1337))
+        );
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
+        assert_eq!(c.working_dir.as_deref(), Some("/data"));
+        let sc = c.security_context.clone().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 29328);
+        let path = |p: &Option<Probe>| p.clone().unwrap().http_get.unwrap().path.unwrap();
+        assert_eq!(path(&c.liveness_probe), "/_matrix/mau/live");
+        assert_eq!(path(&c.startup_probe), "/_matrix/mau/live");
+        assert_eq!(path(&c.readiness_probe), "/_matrix/mau/ready");
+        let mounts = c.volume_mounts.clone().unwrap();
+        let config = mounts.iter().find(|m| m.name == "config").unwrap();
+        assert_eq!(
+            (config.mount_path.as_str(), config.read_only),
+            ("/config", Some(true))
+        );
+        let data = mounts.iter().find(|m| m.name == "data").unwrap();
+        assert_eq!(
+            (data.mount_path.as_str(), data.read_only),
+            ("/data", Some(false))
+        );
+
+        let volumes = pod.volumes.unwrap();
+        let projected = volumes[0].projected.clone().unwrap();
+        let sources: Vec<(String, String)> = projected
+            .sources
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                let s = s.secret.unwrap();
+                (s.name, s.items.unwrap()[0].path.clone())
+            })
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                (
+                    "sig-mautrix-signal-config".to_owned(),
+                    "config.yaml".to_owned()
+                ),
+                (
+                    "sig-mautrix-signal-registration".to_owned(),
+                    "registration.yaml".to_owned()
+                ),
+            ]
+        );
+        let claim = volumes[1].persistent_volume_claim.clone().unwrap();
+        assert_eq!(claim.claim_name, "sig-mautrix-signal-data");
+    }
+
+    #[test]
+    fn service_and_claim() {
+        let s = bridge_service(ObjectMeta::default(), selector());
+        let port = &s.spec.unwrap().ports.unwrap()[0];
+        assert_eq!(port.port, 29328);
+        let c = data_claim(ObjectMeta::default(), "2Gi", Some("fast"));
+        let spec = c.spec.unwrap();
+        assert_eq!(spec.access_modes.unwrap(), ["ReadWriteOnce"]);
+        assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(
+            spec.resources.unwrap().requests.unwrap()["storage"],
+            Quantity("2Gi".into())
+        );
+    }
+}
