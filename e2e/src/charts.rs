@@ -205,16 +205,30 @@ pub fn granted(documents: &[serde_json::Value]) -> BTreeSet<Grant> {
 }
 
 /// The (group, resource, verb) of every request in an operator's JSON log at
-/// `kube_client=debug`, which logs each request's method and URL.
+/// `kube_client=debug`, which logs each request's method and URL, and its status code once
+/// answered. A server-side apply answered 201 created its object, which needs `create` too.
 pub fn requested(log: &str) -> BTreeSet<Grant> {
-    log.lines()
+    let mut grants = BTreeSet::new();
+    for entry in log
+        .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|entry| entry["fields"]["message"] == "requesting")
-        .filter_map(|entry| {
-            let span = &entry["span"];
-            request_grant(span["http.method"].as_str()?, span["http.url"].as_str()?)
-        })
-        .collect()
+    {
+        let span = &entry["span"];
+        let (Some(method), Some(url)) = (span["http.method"].as_str(), span["http.url"].as_str())
+        else {
+            continue;
+        };
+        let Some(grant) = request_grant(method, url) else {
+            continue;
+        };
+        if method == "PATCH" && span["http.status_code"] == 201 {
+            grants.insert((grant.0.clone(), grant.1.clone(), "create".to_owned()));
+        }
+        if entry["fields"]["message"] == "requesting" {
+            grants.insert(grant);
+        }
+    }
+    grants
 }
 
 /// The permission a request needs, from its method and URL (`/api/v1/...` or

@@ -21,13 +21,13 @@ operator under these rules and fails on a Forbidden and on any rule the scenario
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Applied by server-side apply, which creates them too.
+# Applied by server-side apply; an apply that creates the object needs create as well.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # The user's registration file: read, never written.
 - apiGroups: [""]
   resources: ["configmaps"]

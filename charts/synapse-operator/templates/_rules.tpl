@@ -16,13 +16,13 @@ rules and fails on a Forbidden and on any rule the scenarios do not use.
 - apiGroups: [""]
   resources: ["secrets", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Applied by server-side apply, which creates them too.
+# Applied by server-side apply; an apply that creates the object needs create as well.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # The user's homeserver.yaml: read, never written.
 - apiGroups: [""]
   resources: ["configmaps"]
