@@ -1178,7 +1178,7 @@ async fn settled(operator: &OperatorProcess, calm: Duration) -> f64 {
 #[tokio::test]
 async fn steady_state_writes_nothing() {
     // kube-client's debug lines show every request the operator sends.
-    let plane = Plane::start("syn-steady", "info,kube_client=debug").await;
+    let mut plane = Plane::start("syn-steady", "info,kube_client=debug").await;
     let (client, ns) = (plane.client.clone(), plane.ns.name.clone());
     let api = plane.synapses();
     // `on` and `yes` are true under YAML 1.1.
@@ -1288,6 +1288,21 @@ async fn steady_state_writes_nothing() {
         resource_versions(&client, &ns, &["values", "cm"], &["steady-config"]).await,
         expected
     );
+
+    // A restarted operator reconciles everything once and writes nothing either.
+    assert!(plane.operator.stop().success(), "a clean exit on SIGTERM");
+    plane.operator = start_operator(&ns, "info,kube_client=debug", "restarted").await;
+    let after_restart = settled(&plane.operator, Duration::from_secs(2)).await;
+    assert!(after_restart >= 2.0, "both Synapses reconciled");
+    assert_eq!(
+        write_requests(&plane.operator.log_text()),
+        [] as [String; 0],
+        "writes after a restart"
+    );
+    assert_eq!(
+        resource_versions(&client, &ns, &["values", "cm"], &["steady-config"]).await,
+        expected
+    );
     plane.finish().await;
 }
 
@@ -1302,7 +1317,7 @@ fn operator_rules() -> Vec<PolicyRule> {
     };
     vec![
         rule("synapse.opdev.io", &["synapses"], &["get", "list", "watch"]),
-        rule("synapse.opdev.io", &["synapses/status"], &["get", "patch"]),
+        rule("synapse.opdev.io", &["synapses/status"], &["patch"]),
         rule(
             "",
             &["secrets", "persistentvolumeclaims", "services"],
