@@ -1362,6 +1362,15 @@ fn token_kubeconfig(path: &Path, token: &str) {
         .expect("write the kubeconfig");
 }
 
+/// A directory holding a credential, removed however the test ends.
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[tokio::test]
 async fn runs_with_least_privilege_and_without_bridge_access() {
     let client = e2e::client().await;
@@ -1425,9 +1434,9 @@ async fn runs_with_least_privilege_and_without_bridge_access() {
         .status
         .expect("a token")
         .token;
-    let dir = std::env::temp_dir().join(format!("e2e-{}", ns.name));
-    std::fs::create_dir_all(&dir).expect("create the kubeconfig directory");
-    let kubeconfig = dir.join("kubeconfig");
+    let dir = RemovedOnDrop(std::env::temp_dir().join(format!("e2e-{}", ns.name)));
+    std::fs::create_dir_all(&dir.0).expect("create the kubeconfig directory");
+    let kubeconfig = dir.0.join("kubeconfig");
     token_kubeconfig(&kubeconfig, &token);
 
     // The identity can see Synapses but no bridge kind.
@@ -1508,7 +1517,6 @@ async fn runs_with_least_privilege_and_without_bridge_access() {
     );
     assert!(!log.contains(&token), "the token never appears in the log");
     drop(operator);
-    std::fs::remove_dir_all(&dir).expect("remove the kubeconfig");
-    e2e::pod_harness::forget_claims(&ns.name).expect("forget the claim data");
+    drop(dir);
     ns.delete().await;
 }

@@ -30,6 +30,19 @@ pub struct Plane {
     pub client: Client,
     pub ns: TestNamespace,
     pub operator: OperatorProcess,
+    _claims: ForgetClaims,
+}
+
+/// Removes the pod harness's claim data of a namespace (Synapse's database, users' files) when
+/// the test ends, passed or failed.
+pub struct ForgetClaims(String);
+
+impl Drop for ForgetClaims {
+    fn drop(&mut self) {
+        if let Err(e) = e2e::pod_harness::forget_claims(&self.0) {
+            eprintln!("forget the claim data of {}: {e}", self.0);
+        }
+    }
 }
 
 impl Plane {
@@ -42,6 +55,7 @@ impl Plane {
         let operator = start_operator(&ns.name, log_level, "op").await;
         Self {
             client,
+            _claims: ForgetClaims(ns.name.clone()),
             ns,
             operator,
         }
@@ -51,11 +65,16 @@ impl Plane {
         synapses(&self.client, &self.ns.name)
     }
 
-    /// Deletes the namespace and the harness's claim data of it.
+    /// Stops the operator and deletes the namespace (the claim data goes with the Plane).
     pub async fn finish(self) {
-        e2e::pod_harness::forget_claims(&self.ns.name).expect("forget the claim data");
-        drop(self.operator);
-        self.ns.delete().await;
+        let Plane {
+            ns,
+            operator,
+            _claims,
+            ..
+        } = self;
+        drop(operator);
+        ns.delete().await;
     }
 }
 
