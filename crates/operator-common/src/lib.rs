@@ -15,5 +15,6 @@ pub mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod random;
+pub mod rollout;
 pub mod runtime;
 pub mod yaml11;

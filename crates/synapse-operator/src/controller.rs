@@ -19,6 +19,7 @@ use operator_common::controller::{ReconcileError, run_controller};
 use operator_common::events::Events;
 use operator_common::labels::AppLabels;
 use operator_common::random::RandomError;
+use operator_common::rollout::rollout;
 use operator_common::runtime::Runtime;
 use sha2::{Digest, Sha256};
 use synapse_types::contract::{AppServiceState, LABEL_REGISTERED_WITH, labels};
@@ -28,7 +29,7 @@ use crate::appservice::{Announced, Decision, announcements, decide};
 use crate::homeserver_secret::complete_homeserver_secrets;
 use crate::render::{OverlayInput, paths, render_log_config, render_overlay};
 use crate::resolve::{ConfigMapInput, ConfigProblem, ResolvedConfig, resolve};
-use crate::status::{Outcome, next_status, ready_condition, rollout};
+use crate::status::{Outcome, next_status, ready_condition};
 use crate::workload::{
     RegistrationMount, SynapseWorkload, data_claim, default_resources, synapse_deployment,
     synapse_service,

@@ -1,8 +1,8 @@
 //! `Synapse.status` computed from what the reconciliation found and applied. Pure.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
+use operator_common::rollout::Rollout;
 use synapse_types::common::{CONDITION_READY, State};
 use synapse_types::synapse::SynapseStatus;
 
@@ -11,53 +11,6 @@ use crate::resolve::{ConfigProblem, ResolvedConfig};
 
 /// Condition type: a rollout of the current configuration is under way.
 pub const CONDITION_PROGRESSING: &str = "Progressing";
-
-/// Where the Deployment's rollout of the current spec stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rollout {
-    /// The pod of the current template is ready.
-    Ready,
-    /// Still rolling out; the message says what is awaited.
-    Progressing(String),
-    /// The Deployment gave up (progress deadline exceeded).
-    Failed(String),
-}
-
-/// The rollout state of a Deployment with one replica.
-pub fn rollout(deployment: &Deployment) -> Rollout {
-    let generation = deployment.metadata.generation.unwrap_or_default();
-    let Some(status) = &deployment.status else {
-        return Rollout::Progressing("waiting for the Deployment controller".into());
-    };
-    if let Some(failed) = status.conditions.iter().flatten().find(|c| {
-        c.type_ == "Progressing"
-            && c.status == "False"
-            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-    }) {
-        return Rollout::Failed(failed.message.clone().unwrap_or_default());
-    }
-    let wanted = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
-    if status.observed_generation.unwrap_or_default() < generation {
-        return Rollout::Progressing("waiting for the Deployment controller".into());
-    }
-    let updated = status.updated_replicas.unwrap_or_default();
-    let ready = status.ready_replicas.unwrap_or_default();
-    let total = status.replicas.unwrap_or_default();
-    let available = status.available_replicas.unwrap_or_default();
-    if updated < wanted {
-        Rollout::Progressing("starting the Synapse pod with the current configuration".into())
-    } else if total > updated {
-        Rollout::Progressing("waiting for the previous Synapse pod to stop".into())
-    } else if ready < wanted || available < wanted {
-        Rollout::Progressing("waiting for the Synapse pod to become ready".into())
-    } else {
-        Rollout::Ready
-    }
-}
 
 /// What the reconciliation arrived at.
 pub enum Outcome<'a> {
@@ -173,70 +126,10 @@ pub fn ready_condition(status: Option<&SynapseStatus>) -> Option<&Condition> {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use k8s_openapi::jiff::Timestamp;
 
     use super::*;
     use crate::resolve::resolve;
-
-    fn deployment(generation: i64, status: DeploymentStatus) -> Deployment {
-        Deployment {
-            metadata: ObjectMeta {
-                generation: Some(generation),
-                ..ObjectMeta::default()
-            },
-            spec: Some(DeploymentSpec {
-                replicas: Some(1),
-                ..DeploymentSpec::default()
-            }),
-            status: Some(status),
-        }
-    }
-
-    fn settled(observed: i64, updated: i32, ready: i32, total: i32) -> DeploymentStatus {
-        DeploymentStatus {
-            observed_generation: Some(observed),
-            updated_replicas: Some(updated),
-            ready_replicas: Some(ready),
-            available_replicas: Some(ready),
-            replicas: Some(total),
-            ..DeploymentStatus::default()
-        }
-    }
-
-    #[test]
-    fn ready_only_when_the_current_template_is_ready() {
-        assert_eq!(rollout(&deployment(2, settled(2, 1, 1, 1))), Rollout::Ready);
-        assert!(matches!(
-            rollout(&deployment(3, settled(2, 1, 1, 1))),
-            Rollout::Progressing(_)
-        ));
-        assert!(matches!(
-            rollout(&deployment(2, settled(2, 0, 1, 1))),
-            Rollout::Progressing(_)
-        ));
-        assert!(matches!(
-            rollout(&deployment(2, settled(2, 1, 1, 2))),
-            Rollout::Progressing(_)
-        ));
-        assert!(matches!(
-            rollout(&deployment(2, settled(2, 1, 0, 1))),
-            Rollout::Progressing(_)
-        ));
-        let mut stuck = settled(2, 1, 0, 1);
-        stuck.conditions = Some(vec![DeploymentCondition {
-            type_: "Progressing".into(),
-            status: "False".into(),
-            reason: Some("ProgressDeadlineExceeded".into()),
-            message: Some("timed out".into()),
-            ..DeploymentCondition::default()
-        }]);
-        assert_eq!(
-            rollout(&deployment(2, stuck)),
-            Rollout::Failed("timed out".into())
-        );
-    }
 
     fn values_config() -> ResolvedConfig {
         let spec = synapse_types::synapse::Homeserver {
