@@ -311,17 +311,62 @@ async fn signal_operator_needs_exactly_its_chart_rules() {
     let client = e2e::client().await;
     e2e::operators::install_crds(&client).await;
     let ns = restricted_namespace(&client, "rbac-sig").await;
-    let under = UnderChart::start(&client, &ns, "signal-operator").await;
+    let synapse_side = UnderChart::start(&client, &ns, "synapse-operator").await;
+    let bridge_side = UnderChart::start(&client, &ns, "signal-operator").await;
+    let api = synapses(&client, &ns.name);
+    // The original operator's manifest, pointing at the Synapse "values".
+    create_synapse(
+        &api,
+        "values",
+        json!({"homeserver": {"values": {"serverName": "signal.example.org", "reportStats": false}}}),
+    )
+    .await;
+    wait_running(&api, "values").await;
     let manifest = std::fs::read_to_string(
         e2e::repo_root().join("e2e/testdata/original-api/mautrixsignal-default.yaml"),
     )
     .expect("read the MautrixSignal fixture");
-    let mut signal: DynamicObject = serde_yaml::from_str(&manifest).expect("a MautrixSignal");
-    signal.metadata.namespace = None;
-    bridge_api(&client, &ns.name, "MautrixSignal")
+    let signal: DynamicObject = serde_yaml::from_str(&manifest).expect("a MautrixSignal");
+    let name = signal.metadata.name.clone().expect("a name");
+    let bridges = bridge_api(&client, &ns.name, "MautrixSignal");
+    bridges
         .create(&PostParams::default(), &signal)
         .await
         .expect("create the MautrixSignal");
-    under.finish(true).await;
+    wait_for(TIMEOUT, "the MautrixSignal Registered", || async {
+        let bridge = bridges.get_opt(&name).await.ok()??;
+        (condition(&bridge, "Registered")?.0 == "True").then_some(())
+    })
+    .await;
+    // ConfigMap mode with bad input: the ConfigMap is missing, which becomes a condition.
+    let from_config_map: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "synapse.opdev.io/v1alpha1",
+        "kind": "MautrixSignal",
+        "metadata": {"name": "signal-cm"},
+        "spec": {"synapse": {"name": "values"}, "configMap": {"name": "signal-config"}},
+    }))
+    .expect("a MautrixSignal");
+    bridges
+        .create(&PostParams::default(), &from_config_map)
+        .await
+        .expect("create the ConfigMap-mode MautrixSignal");
+    wait_for(TIMEOUT, "the missing ConfigMap reported", || async {
+        let bridge = bridges.get_opt("signal-cm").await.ok()??;
+        (condition(&bridge, "Ready")?.0 == "False").then_some(())
+    })
+    .await;
+    // Deletion: the announcement withdrawn, the finalizer released.
+    bridges
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete the MautrixSignal");
+    wait_for(TIMEOUT, "the MautrixSignal gone", || async {
+        bridges.get_opt(&name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    bridge_side.finish(true).await;
+    synapse_side.finish(false).await;
+    e2e::pod_harness::forget_claims(&ns.name).expect("forget the claim data");
     ns.delete().await;
 }

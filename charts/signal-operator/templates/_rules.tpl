@@ -1,13 +1,42 @@
 {{/*
 Exactly the requests the signal-operator sends, verb by verb (crates/signal-operator/src/
-controller.rs). e2e/tests/chart_rbac.rs runs the operator under these rules and fails on a
-Forbidden and on any rule the scenarios do not use.
+controller.rs, crates/operator-common/src/bridge.rs). e2e/tests/chart_rbac.rs runs the operator
+under these rules and fails on a Forbidden and on any rule the scenarios do not use.
 */}}
 {{- define "operator.rules" -}}
-# Its kind: watched.
+# Its kind: watched; the handshake finalizer added and removed by server-side apply (read again
+# before removal); status written by server-side apply.
 - apiGroups: ["synapse.opdev.io"]
   resources: ["mautrixsignals"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["synapse.opdev.io"]
+  resources: ["mautrixsignals/status"]
+  verbs: ["patch"]
+# The Synapse a bridge registers with: watched and read for its status; the registration
+# announced and withdrawn as an annotation by server-side apply.
+- apiGroups: ["synapse.opdev.io"]
+  resources: ["synapses"]
+  verbs: ["get", "list", "watch", "patch"]
+# The registration, config and generated-keys Secrets and the data PVC: created once, then
+# applied or patched.
+- apiGroups: [""]
+  resources: ["secrets", "persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Applied by server-side apply; an apply that creates the object needs create as well.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# The user's config.yaml: read, never written.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+# Events; a repeated one is patched to count the series.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
 {{- end -}}
 
 {{/* The leader-election Lease, in the release namespace. */}}
