@@ -84,6 +84,11 @@ fn each_chart_ships_only_its_own_crds() {
             .map(|name| name.to_string_lossy().into_owned())
             .collect();
         files.sort();
-        assert_eq!(files, [format!("{}.yaml", name_of(&crd))], "{}", dir.display());
+        assert_eq!(
+            files,
+            [format!("{}.yaml", name_of(&crd))],
+            "{}",
+            dir.display()
+        );
     }
 }
