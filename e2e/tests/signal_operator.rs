@@ -1087,8 +1087,8 @@ async fn a_file_that_cannot_be_understood_gives_a_condition_and_no_deployment() 
             "must contain the placeholder {{.}}",
         ),
         (
-            "appservice:\n  database: mysql://signal@db/signal\n",
-            "neither a postgres:// nor a sqlite: URI",
+            "appservice:\n  database: mysql://signal:s3cr3t@db/signal\n",
+            "is a \"mysql\" URI, neither postgres:// nor sqlite:",
         ),
     ] {
         let mut input = configs.get("signal-config").await.unwrap();
@@ -1103,6 +1103,10 @@ async fn a_file_that_cannot_be_understood_gives_a_condition_and_no_deployment() 
         })
         .await;
         assert_eq!(bridge["status"]["state"], "FAILED");
+        assert!(
+            !bridge["status"].to_string().contains("s3cr3t"),
+            "a password in the user's file reached the status"
+        );
         assert!(
             condition_message(&bridge, "Ready").starts_with("config.yaml in ConfigMap"),
             "{}",
@@ -1458,5 +1462,48 @@ async fn real_synapse_accepts_the_registration_and_lists_the_bridge() {
     })
     .await;
     assert!(!annotations(&synapse).contains_key(&annotation_key("sig")));
+    plane.finish().await;
+}
+
+#[tokio::test]
+async fn the_apiserver_refuses_admins_that_are_not_user_ids() {
+    let plane = Plane::start("signal-admins").await;
+    let bridge = |admins: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "synapse.opdev.io/v1alpha1",
+            "kind": "MautrixSignal",
+            "metadata": {"name": "sig"},
+            "spec": {"synapse": {"name": "hs"}, "admins": admins},
+        }))
+        .expect("an object")
+    };
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    for refused in [
+        json!(["alice"]),
+        json!([format!("@alice:{SERVER}"), "@bob"]),
+    ] {
+        let error = plane
+            .bridges()
+            .create(&dry_run, &bridge(refused.clone()))
+            .await
+            .expect_err("admins that are not Matrix user IDs");
+        assert!(
+            error
+                .to_string()
+                .contains("each entry of admins must be a Matrix user ID"),
+            "{refused}: {error}"
+        );
+    }
+    plane
+        .bridges()
+        .create(
+            &dry_run,
+            &bridge(json!([format!("@alice:{SERVER}"), "@bob:[::1]:8448"])),
+        )
+        .await
+        .expect("Matrix user IDs are accepted");
     plane.finish().await;
 }

@@ -190,8 +190,9 @@ pub enum ConfigProblem {
          example value of homeserver.domain: the bridge cannot run with this Synapse"
     )]
     ExampleDomain,
+    /// Holds only the URI's scheme: the rest may carry a password.
     #[error(
-        "the legacy `appservice.database` {0:?} is neither a postgres:// nor a sqlite: URI, so \
+        "the legacy `appservice.database` is a {0:?} URI, neither postgres:// nor sqlite:, so \
          it cannot be carried over to `database`"
     )]
     LegacyDatabase(String),

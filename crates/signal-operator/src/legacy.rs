@@ -424,7 +424,8 @@ impl Migrator {
                 string(format!("file:{path}?_txlock=immediate")),
             );
         } else {
-            return Err(ConfigProblem::LegacyDatabase(uri));
+            let scheme = uri.split(':').next().unwrap_or_default();
+            return Err(ConfigProblem::LegacyDatabase(scheme.to_owned()));
         }
         self.mark(&["appservice", "database"]);
         Ok(())
@@ -848,11 +849,12 @@ mod tests {
         assert!(migration.dropped.is_empty(), "{:?}", migration.dropped);
         assert_eq!(migration.notes.len(), 1);
         let err = migrate(
-            &mapping("appservice:\n  database: mysql://x/y\n"),
+            &mapping("appservice:\n  database: mysql://signal:s3cr3t@db/signal\n"),
             LegacyFormat::Python,
         )
         .unwrap_err();
-        assert_eq!(err, ConfigProblem::LegacyDatabase("mysql://x/y".into()));
+        assert_eq!(err, ConfigProblem::LegacyDatabase("mysql".into()));
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
     }
 
     #[test]
