@@ -15,7 +15,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt as _};
-use operator_common::apply::{ApplyError, apply, apply_if_changed, apply_status, is_applied};
+use operator_common::apply::{ApplyError, apply, apply_if_changed, apply_status};
 use operator_common::bridge::{
     Announcement, BridgeError, add_finalizer, bridges_of_config_map, bridges_of_synapse,
     has_finalizer, registration_state, remove_finalizer, rollout, synapse_name,
@@ -554,14 +554,24 @@ where
         owner_references: meta.owner_references,
         ..ObjectMeta::default()
     };
-    let owners = |m: &ObjectMeta| m.owner_references.clone().unwrap_or_default();
-    if owners(existing.meta()) == owners(desired.meta())
-        && is_applied(desired.meta(), existing.meta())
-    {
+    if metadata_applied(desired.meta(), existing.meta()) {
         return Ok(());
     }
     apply(api, field_manager, &desired).await?;
     Ok(())
+}
+
+/// Whether `existing` has every label of `desired` and exactly its owner references (none is
+/// the same as an empty list).
+fn metadata_applied(desired: &ObjectMeta, existing: &ObjectMeta) -> bool {
+    let owners = |m: &ObjectMeta| m.owner_references.clone().unwrap_or_default();
+    let labels = existing.labels.clone().unwrap_or_default();
+    owners(existing) == owners(desired)
+        && desired
+            .labels
+            .iter()
+            .flatten()
+            .all(|(k, v)| labels.get(k) == Some(v))
 }
 
 /// On deletion: withdraws the announcement from the Synapse the spec names and from the one the
@@ -624,7 +634,49 @@ fn now() -> Time {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
     use super::*;
+
+    #[test]
+    fn metadata_is_applied_when_labels_are_there_and_owners_match() {
+        let label = |k: &str| BTreeMap::from([(k.to_owned(), "v".to_owned())]);
+        let owner = OwnerReference {
+            name: "sig".into(),
+            uid: "u".into(),
+            ..OwnerReference::default()
+        };
+        let meta =
+            |labels: BTreeMap<String, String>, owners: Option<Vec<OwnerReference>>| ObjectMeta {
+                labels: Some(labels),
+                owner_references: owners,
+                ..ObjectMeta::default()
+            };
+        let mut stored = label("a");
+        stored.insert("extra".into(), "x".into());
+        // A retained object: no owner desired, none stored (absent, not an empty list).
+        assert!(metadata_applied(
+            &meta(label("a"), Some(vec![])),
+            &meta(stored.clone(), None)
+        ));
+        assert!(!metadata_applied(
+            &meta(label("b"), Some(vec![])),
+            &meta(stored.clone(), None)
+        ));
+        // The deletion policy changed: the owner must be added or taken away.
+        assert!(!metadata_applied(
+            &meta(label("a"), Some(vec![owner.clone()])),
+            &meta(stored.clone(), None)
+        ));
+        assert!(!metadata_applied(
+            &meta(label("a"), Some(vec![])),
+            &meta(stored.clone(), Some(vec![owner.clone()]))
+        ));
+        assert!(metadata_applied(
+            &meta(label("a"), Some(vec![owner.clone()])),
+            &meta(stored, Some(vec![owner]))
+        ));
+    }
 
     #[test]
     fn files_hash_changes_with_any_file_and_is_stable() {
