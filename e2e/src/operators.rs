@@ -61,7 +61,33 @@ pub async fn install_crds(client: &Client) -> Vec<String> {
 /// date) and returns its path.
 pub fn operator_binary(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // A test process inherits the variables cargo sets for the package under test. Build scripts
+    // that read them (ring's does) would see them "changed", rebuild, and make this and the next
+    // ordinary build recompile half the workspace.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_by_cargo = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CFG_",
+            "CARGO_BIN_EXE_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ]
+            .contains(&name.as_ref());
+        if set_by_cargo {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let output = command
         .current_dir(repo_root())
         .args([
             "build",
