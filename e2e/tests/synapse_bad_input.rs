@@ -22,8 +22,8 @@ fn user_file(server_name: &str) -> String {
     )
 }
 
-/// One broken input: the Synapse's name, what breaks it, the reason expected, and a word the
-/// message must contain.
+/// One broken input: the Synapse, the reason expected, and words the message must contain (the
+/// broken files are written in the test).
 struct Case {
     synapse: &'static str,
     reason: &'static str,
