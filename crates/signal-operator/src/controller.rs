@@ -18,12 +18,13 @@ use kube::{Client, Resource, ResourceExt as _};
 use operator_common::apply::{ApplyError, apply, apply_if_changed, apply_status};
 use operator_common::bridge::{
     Announcement, BridgeError, add_finalizer, bridges_of_config_map, bridges_of_synapse,
-    has_finalizer, registration_state, remove_finalizer, rollout, synapse_name,
+    has_finalizer, registration_state, remove_finalizer, synapse_name,
 };
 use operator_common::controller::{ReconcileError, run_controller};
 use operator_common::events::Events;
 use operator_common::labels::AppLabels;
 use operator_common::random::RandomError;
+use operator_common::rollout::rollout;
 use operator_common::runtime::Runtime;
 use sha2::{Digest, Sha256};
 use synapse_types::contract::{

@@ -2,10 +2,11 @@
 //! Events its changes call for. Pure.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, Rollout, reasons};
+use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, reasons};
 use operator_common::conditions::{
     ConditionStatus, ConditionUpdate, find_condition, set_condition,
 };
+use operator_common::rollout::Rollout;
 use synapse_types::MautrixSignalStatus;
 use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED, State};
 use synapse_types::mautrix_signal::MautrixSignalSynapseStatus;
