@@ -1248,6 +1248,41 @@ async fn deletion_withdraws_the_announcement_and_keeps_the_data_unless_asked() {
     assert!(annotations(&synapse).contains_key(&annotation_key("kept")));
     assert!(annotations(&synapse).contains_key(&annotation_key("gone")));
 
+    // The deletion policy can change: the owner of the keys and the data follows it.
+    let owners = || async {
+        let keys = plane
+            .api::<Secret>()
+            .get("kept-mautrix-signal-keys")
+            .await
+            .ok()?;
+        let claim = plane
+            .api::<PersistentVolumeClaim>()
+            .get("kept-mautrix-signal-data")
+            .await
+            .ok()?;
+        Some((
+            keys.owner_references().len(),
+            claim.owner_references().len(),
+        ))
+    };
+    for (policy, owned) in [("Delete", 1), ("Retain", 0)] {
+        plane
+            .bridges()
+            .patch(
+                "kept",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"deletionPolicy": policy}})),
+            )
+            .await
+            .expect("patch the deletion policy");
+        wait_for(
+            TIMEOUT,
+            &format!("{owned} owner on the keys and data of kept ({policy})"),
+            || async { owners().await.filter(|o| *o == (owned, owned)) },
+        )
+        .await;
+    }
+
     // Deleting one bridge withdraws its announcement only; the finalizer lets it go.
     plane.delete_bridge("kept").await;
     let synapse = get_json(&plane.synapses(), "hs").await;
