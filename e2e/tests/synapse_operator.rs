@@ -165,22 +165,47 @@ struct History {
 }
 
 impl History {
-    fn record(api: Api<DynamicObject>, name: &str) -> Self {
+    /// Starts the watch and returns once its initial list is done, so nothing written afterwards
+    /// is missed.
+    async fn record(api: Api<DynamicObject>, name: &str) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&seen);
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let (listed, on_listed) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
-            let mut stream = watcher(api, config).applied_objects().boxed();
-            while let Some(Ok(object)) = stream.next().await {
-                let value = serde_json::to_value(object).expect("serialise");
-                sink.lock().expect("history lock").push(value);
+            let mut listed = Some(listed);
+            let mut stream = watcher(api, config).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                match event {
+                    watcher::Event::InitDone => {
+                        if let Some(listed) = listed.take() {
+                            let _ = listed.send(());
+                        }
+                    }
+                    watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                        let value = serde_json::to_value(object).expect("serialise");
+                        sink.lock().expect("history lock").push(value);
+                    }
+                    watcher::Event::Init | watcher::Event::Delete(_) => {}
+                }
             }
         });
+        tokio::time::timeout(Duration::from_secs(30), on_listed)
+            .await
+            .expect("the history watch lists within 30 s")
+            .expect("the history watch runs");
         Self { seen, task }
     }
 
-    fn seen(&self) -> Vec<Value> {
-        self.seen.lock().expect("history lock").clone()
+    /// What the watch has seen once it has seen a version matching `until` (the watch may
+    /// deliver an event after the test read the same version through a GET).
+    async fn seen_until(&self, what: &str, until: impl Fn(&Value) -> bool) -> Vec<Value> {
+        wait_for(Duration::from_secs(30), what, || {
+            let seen = self.seen.lock().expect("history lock").clone();
+            let found = seen.iter().any(&until);
+            async move { found.then_some(seen) }
+        })
+        .await
     }
 }
 
@@ -260,7 +285,7 @@ async fn values_mode_renders_deploys_and_boots_synapse() {
     let plane = Plane::start("syn-values", "info").await;
     let (client, ns) = (plane.client.clone(), plane.ns.name.clone());
     let api = plane.synapses();
-    let history = History::record(api.clone(), "matrix");
+    let history = History::record(api.clone(), "matrix").await;
     create_synapse(
         &api,
         "matrix",
@@ -283,7 +308,11 @@ async fn values_mode_renders_deploys_and_boots_synapse() {
         ("False".into(), "RolloutComplete".into())
     );
     assert!(status["reason"].is_null(), "no failure reason: {status}");
-    let seen = history.seen();
+    let seen = history
+        .seen_until("the watch to see Ready", |s| {
+            condition_state(s, "Ready").0 == "True"
+        })
+        .await;
     let first_ready = seen
         .iter()
         .position(|s| condition_state(s, "Ready").0 == "True")
