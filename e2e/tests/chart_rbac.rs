@@ -338,6 +338,23 @@ async fn signal_operator_needs_exactly_its_chart_rules() {
         (condition(&bridge, "Registered")?.0 == "True").then_some(())
     })
     .await;
+    // Switching the deletion policy gives the retained data PVC its owner (patch on PVCs).
+    patch_spec(&bridges, &name, json!({"deletionPolicy": "Delete"})).await;
+    let claim_name = format!("{name}-mautrix-signal-data");
+    wait_for(
+        TIMEOUT,
+        "the bridge's data PVC owned by its MautrixSignal",
+        || async {
+            let claim: PersistentVolumeClaim = get_opt(&client, &ns.name, &claim_name).await?;
+            (!claim
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .is_empty())
+            .then_some(())
+        },
+    )
+    .await;
     // ConfigMap mode with bad input: the ConfigMap is missing, which becomes a condition.
     let from_config_map: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "synapse.opdev.io/v1alpha1",
