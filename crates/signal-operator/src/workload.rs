@@ -7,12 +7,12 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     Container, KeyToPath, ProjectedVolumeSource, ResourceRequirements, Secret, SecretProjection,
-    Service, Volume, VolumeMount, VolumeProjection,
+    Service, Volume, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use operator_common::workload::{
-    SECRET_FILE_MODE, claim_volume, empty_dir_volume, http_probe, named_container_port,
+    SECRET_FILE_MODE, claim_volume, empty_dir_volume, http_probe, mount, named_container_port,
     named_port_service, restricted_container_security_context, single_replica_deployment,
 };
 use synapse_types::contract::REGISTRATION_SECRET_KEY;
@@ -136,14 +136,6 @@ pub fn bridge_deployment(
     workload: &BridgeWorkload,
 ) -> Deployment {
     let probe = |path, period, failures| http_probe(path, PORT_NAME, period, failures);
-    // Unlike operator_common's `mount`, writable mounts here carry `readOnly: false`: kept so
-    // that the applied Deployment stays exactly as before.
-    let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
-        name: name.into(),
-        mount_path: path.into(),
-        read_only: Some(read_only),
-        ..VolumeMount::default()
-    };
     let container = Container {
         name: "mautrix-signal".into(),
         image: Some(workload.image.clone()),
@@ -288,10 +280,8 @@ mod tests {
             ("/config", Some(true))
         );
         let data = mounts.iter().find(|m| m.name == "data").unwrap();
-        assert_eq!(
-            (data.mount_path.as_str(), data.read_only),
-            ("/data", Some(false))
-        );
+        // Writable: readOnly left unset, as the API server stores it.
+        assert_eq!((data.mount_path.as_str(), data.read_only), ("/data", None));
 
         let volumes = pod.volumes.unwrap();
         let projected = volumes[0].projected.clone().unwrap();
