@@ -19,8 +19,9 @@ use e2e::charts::{Grant, Release, granted, requested, service_account_kubeconfig
 use e2e::operator_process::OperatorProcess;
 use e2e::{TestNamespace, wait_for};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::rbac::v1::Role;
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use synapse_support::{
@@ -384,6 +385,88 @@ async fn signal_operator_needs_exactly_its_chart_rules() {
 
     bridge_side.finish(true).await;
     synapse_side.finish(false).await;
+    e2e::pod_harness::forget_claims(&ns.name).expect("forget the claim data");
+    ns.delete().await;
+}
+
+/// Removes `verb` on `resource` from the Roles in `namespace` (the chart's), or puts it back.
+async fn set_verb(client: &Client, namespace: &str, resource: &str, verb: &str, granted: bool) {
+    let roles = Api::<Role>::namespaced(client.clone(), namespace);
+    for mut role in roles
+        .list(&ListParams::default())
+        .await
+        .expect("list Roles")
+        .items
+    {
+        let mut changed = false;
+        for rule in role.rules.iter_mut().flatten() {
+            if !rule.resources.iter().flatten().any(|r| r == resource) {
+                continue;
+            }
+            let verbs = &mut rule.verbs;
+            let has = verbs.iter().any(|v| v == verb);
+            if granted && !has {
+                verbs.push(verb.to_owned());
+                changed = true;
+            } else if !granted && has {
+                verbs.retain(|v| v != verb);
+                changed = true;
+            }
+        }
+        if changed {
+            let name = role.metadata.name.clone().expect("a Role name");
+            roles
+                .replace(&name, &PostParams::default(), &role)
+                .await
+                .expect("update the Role");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_rule_becomes_a_condition_and_an_event_and_recovers() {
+    let client = e2e::client().await;
+    e2e::operators::install_crds(&client).await;
+    let ns = restricted_namespace(&client, "rbac-deny").await;
+    let mut under = UnderChart::start(&client, &ns, "synapse-operator").await;
+    set_verb(&client, &ns.name, "deployments", "patch", false).await;
+    let api = synapses(&client, &ns.name);
+    create_synapse(
+        &api,
+        "denied",
+        json!({"homeserver": {"values": {"serverName": "deny.example.org", "reportStats": false}}}),
+    )
+    .await;
+
+    let note = wait_event(&client, &ns.name, "denied", "Warning", "Forbidden").await;
+    assert!(
+        note.contains("deployments"),
+        "the Event names the refused request: {note}"
+    );
+    let synapse = wait_synapse(&api, "denied", "Ready=False with reason Forbidden", |s| {
+        synapse_support::condition_state(s, "Ready") == ("False".into(), "Forbidden".into())
+    })
+    .await;
+    let message =
+        synapse_support::condition(&synapse, "Ready").expect("a Ready condition")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+    assert!(
+        message.contains("patch") && message.contains("deployments"),
+        "the condition says what is missing: {message}"
+    );
+    under.operator.assert_running();
+    let errors = "synapse_operator_reconciliation_errors_total";
+    assert!(under.operator.metric(errors).unwrap_or_default() >= 1.0);
+
+    // Granting the permission again recovers without any other step.
+    set_verb(&client, &ns.name, "deployments", "patch", true).await;
+    wait_running(&api, "denied").await;
+
+    under.operator.stop();
+    under.release.uninstall().await;
+    std::fs::remove_dir_all(&under.dir).expect("remove the kubeconfig");
     e2e::pod_harness::forget_claims(&ns.name).expect("forget the claim data");
     ns.delete().await;
 }

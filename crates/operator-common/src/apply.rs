@@ -24,6 +24,7 @@ pub enum ApplyError {
         /// Name of the object.
         name: String,
         /// The API server's answer.
+        #[source]
         error: kube::Error,
     },
 }
