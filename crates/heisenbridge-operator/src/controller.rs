@@ -185,17 +185,9 @@ async fn reconcile(bridge: Arc<Heisenbridge>, ctx: Arc<Context>) -> Result<Actio
         now(),
     );
     if bridge.status.as_ref() != Some(&next) {
-        for notice in notices(bridge.status.as_ref(), &next) {
-            if notice.warning {
-                ctx.events
-                    .warning(bridge.as_ref(), &notice.reason, notice.message)
-                    .await;
-            } else {
-                ctx.events
-                    .normal(bridge.as_ref(), &notice.reason, notice.message)
-                    .await;
-            }
-        }
+        ctx.events
+            .publish(bridge.as_ref(), notices(bridge.status.as_ref(), &next))
+            .await;
         let api = Api::<Heisenbridge>::namespaced(ctx.client.clone(), &namespace);
         apply_status(&api, ctx.field_manager, &name, &next).await?;
     }

@@ -1,11 +1,10 @@
 //! `Heisenbridge.status` computed from what the reconciliation found and applied, and the
 //! Events its changes call for. Pure.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, Rollout, reasons};
-use operator_common::conditions::{
-    ConditionStatus, ConditionUpdate, find_condition, set_condition,
-};
+use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
+use operator_common::events::{Notice, condition_notices};
 use synapse_types::HeisenbridgeStatus;
 use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED, State};
 
@@ -214,49 +213,23 @@ pub fn next_status(
     status
 }
 
-/// An Event to publish.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Notice {
-    pub warning: bool,
-    pub reason: String,
-    pub message: String,
-}
-
 /// The Events for the conditions that changed from `before` to `after`: a Warning for each
 /// problem the user must act on, a Normal one when the bridge becomes ready or registered.
-/// Progress in between (rolling out, waiting for Synapse) makes none.
 pub fn notices(before: Option<&HeisenbridgeStatus>, after: &HeisenbridgeStatus) -> Vec<Notice> {
-    let mut notices = Vec::new();
-    for type_ in [CONDITION_READY, CONDITION_REGISTERED] {
-        let Some(now) = find_condition(&after.conditions, type_) else {
-            continue;
-        };
-        let was = before.and_then(|b| find_condition(&b.conditions, type_));
-        if was.is_some_and(|w| same(w, now)) {
-            continue;
-        }
-        let warning = is_failure(&now.reason);
-        if (warning || now.status == "True")
-            && !notices.iter().any(|n: &Notice| n.reason == now.reason)
-        {
-            notices.push(Notice {
-                warning,
-                reason: now.reason.clone(),
-                message: now.message.clone(),
-            });
-        }
-    }
-    notices
-}
-
-fn same(a: &Condition, b: &Condition) -> bool {
-    a.status == b.status && a.reason == b.reason && a.message == b.message
+    let before = before.map(|b| b.conditions.as_slice()).unwrap_or_default();
+    condition_notices(
+        before,
+        &after.conditions,
+        &[CONDITION_READY, CONDITION_REGISTERED],
+        is_failure,
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     use k8s_openapi::jiff::Timestamp;
-    use operator_common::conditions::is_condition_true;
+    use operator_common::conditions::{find_condition, is_condition_true};
 
     use super::*;
     use crate::registration::Violation;

@@ -188,17 +188,9 @@ async fn reconcile(bridge: Arc<MautrixSignal>, ctx: Arc<Context>) -> Result<Acti
         now(),
     );
     if bridge.status.as_ref() != Some(&next) {
-        for notice in notices(bridge.status.as_ref(), &next) {
-            if notice.warning {
-                ctx.events
-                    .warning(bridge.as_ref(), &notice.reason, notice.message)
-                    .await;
-            } else {
-                ctx.events
-                    .normal(bridge.as_ref(), &notice.reason, notice.message)
-                    .await;
-            }
-        }
+        ctx.events
+            .publish(bridge.as_ref(), notices(bridge.status.as_ref(), &next))
+            .await;
         let api = Api::<MautrixSignal>::namespaced(ctx.client.clone(), &namespace);
         apply_status(&api, ctx.field_manager, &name, &next).await?;
     }
