@@ -24,7 +24,7 @@ use operator_common::random::{RandomError, random_alphanumeric};
 use operator_common::runtime::Runtime;
 use synapse_types::contract::{
     AnnotationKeyError, AppServiceSource, BridgeKind, LABEL_REGISTERED_WITH,
-    REGISTRATION_SECRET_KEY, labels, registration_content_hash,
+    REGISTRATION_SECRET_KEY, registration_content_hash,
 };
 use synapse_types::{Heisenbridge, Synapse};
 
@@ -94,12 +94,7 @@ pub async fn run(runtime: Runtime) {
         field_manager: runtime.field_manager,
         events: Events::new(runtime.client.clone(), runtime.field_manager),
     });
-    // Only the objects this operator labelled: the watches stay small in a busy cluster.
-    let managed = watcher::Config::default().labels(&format!(
-        "{}={}",
-        labels::MANAGED_BY,
-        runtime.field_manager
-    ));
+    let managed = runtime.managed_objects();
     let (deployments, services, secrets) = (
         runtime.api::<Deployment>(),
         runtime.api::<Service>(),

@@ -58,6 +58,16 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// A watch of only the objects this operator labelled as managed by it, so that the watches
+    /// of Secrets, Deployments and the like stay small in a busy cluster.
+    pub fn managed_objects(&self) -> kube::runtime::watcher::Config {
+        kube::runtime::watcher::Config::default().labels(&format!(
+            "{}={}",
+            synapse_types::contract::labels::MANAGED_BY,
+            self.field_manager
+        ))
+    }
+
     /// An API for the watched namespace, or for all namespaces.
     pub fn api<K>(&self) -> Api<K>
     where

@@ -106,12 +106,7 @@ pub async fn run(runtime: Runtime) {
         field_manager: runtime.field_manager,
         events: Events::new(runtime.client.clone(), runtime.field_manager),
     });
-    // Only the objects this operator labelled: the watches stay small in a busy cluster.
-    let managed = watcher::Config::default().labels(&format!(
-        "{}={}",
-        labels::MANAGED_BY,
-        runtime.field_manager
-    ));
+    let managed = runtime.managed_objects();
     let (secrets, claims, config_maps) = (
         runtime.api::<Secret>(),
         runtime.api::<PersistentVolumeClaim>(),
