@@ -13,7 +13,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 
 pub use common::{
-    CONDITION_READY, CONDITION_REGISTERED, ConfigMapReference, State, SynapseReference,
+    CONDITION_DATABASE_READY, CONDITION_READY, CONDITION_REGISTERED, ConfigMapReference,
+    DatabaseConnectionInfo, ExternalPostgreSQL, State, SynapseReference,
 };
 pub use heisenbridge::{Heisenbridge, HeisenbridgeSpec, HeisenbridgeStatus};
 pub use mautrix_signal::{MautrixSignal, MautrixSignalSpec, MautrixSignalStatus};

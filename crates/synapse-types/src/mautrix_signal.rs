@@ -5,7 +5,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{ConfigMapReference, State, SynapseReference};
+use crate::common::{
+    ConfigMapReference, DATABASE_KIND_IMMUTABLE_RULE, DatabaseConnectionInfo, ExternalPostgreSQL,
+    ONE_POSTGRESQL_SOURCE_RULE, State, SynapseReference,
+};
 use crate::heisenbridge::MATRIX_USER_ID_RULE;
 use crate::synapse::{DeletionPolicy, StorageSpec};
 
@@ -58,6 +61,17 @@ fn admins_rule() -> String {
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(
+    validation = Rule::new(ONE_POSTGRESQL_SOURCE_RULE).message(
+        "createNewPostgreSQL and externalPostgreSQL are mutually exclusive: provision a database \
+         or name an existing one, not both"
+    ),
+    validation = Rule::new(DATABASE_KIND_IMMUTABLE_RULE).message(
+        "the database of a bridge cannot be switched between SQLite (or your config's own), a \
+         provisioned PostgreSQL and an external one after creation: its data (the Signal logins) \
+         would be left behind. Create a new bridge instead"
+    )
+)]
 #[serde(rename_all = "camelCase")]
 pub struct MautrixSignalSpec {
     /// A ConfigMap holding your own mautrix-signal configuration under the key `config.yaml`.
@@ -82,6 +96,25 @@ pub struct MautrixSignalSpec {
     ))]
     #[schemars(length(max = 64), inner(length(min = 1, max = 255)))]
     pub admins: Vec<String>,
+
+    /// Provision a PostgreSQL database for the bridge through CloudNativePG (which must be
+    /// installed): a Cluster NAME-mautrix-signal-pgsql with database `mautrix_signal` owned by
+    /// role `mautrix_signal`, never the Synapse's database. The bridge starts once the Cluster is
+    /// ready. When false and no `externalPostgreSQL` is given, the bridge uses SQLite on its data
+    /// volume, or the PostgreSQL database your own config.yaml names. Cannot be changed after
+    /// creation.
+    #[serde(default, rename = "createNewPostgreSQL")]
+    pub create_new_postgresql: bool,
+
+    /// Use an existing PostgreSQL database, named by a Secret. It must not be the Synapse's
+    /// database: the bridge refuses a Secret that points at the same server and database.
+    /// Cannot be added or removed after creation.
+    #[serde(
+        default,
+        rename = "externalPostgreSQL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_postgresql: Option<ExternalPostgreSQL>,
 
     /// Container image of mautrix-signal. Defaults to the mautrix-signal release this operator
     /// is tested with; the command the operator gives the container works with the official
@@ -129,6 +162,11 @@ pub struct MautrixSignalStatus {
     /// The Synapse this bridge is connected to, as read from its status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synapse: Option<MautrixSignalSynapseStatus>,
+
+    /// Connection information of the bridge's PostgreSQL database (provisioned or external).
+    /// The password is never published here: it stays in a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_connection_info: Option<DatabaseConnectionInfo>,
 
     /// Kept for compatibility with the original operator, which copied the Synapse's
     /// `spec.isOpenshift` here.

@@ -7,7 +7,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{ConfigMapReference, State};
+use crate::common::{
+    ConfigMapReference, DATABASE_KIND_IMMUTABLE_RULE, DatabaseConnectionInfo, ExternalPostgreSQL,
+    ONE_POSTGRESQL_SOURCE_RULE, State,
+};
 use crate::contract::AppServiceStatus;
 
 /// CEL rule: a Matrix server name is a DNS name, an IPv4 literal or a bracketed IPv6 literal,
@@ -49,16 +52,40 @@ pub const SERVER_NAME_RULE: &str = r"self.matches('^([a-zA-Z0-9]([a-zA-Z0-9-]{0,
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(
+    validation = Rule::new(ONE_POSTGRESQL_SOURCE_RULE).message(
+        "createNewPostgreSQL and externalPostgreSQL are mutually exclusive: provision a database \
+         or name an existing one, not both"
+    ),
+    validation = Rule::new(DATABASE_KIND_IMMUTABLE_RULE).message(
+        "the database of a Synapse cannot be switched between SQLite (or your homeserver.yaml's \
+         own), a provisioned PostgreSQL and an external one after creation: its data would be left \
+         behind. Port it with synapse_port_db and create a new Synapse"
+    )
+)]
 #[serde(rename_all = "camelCase")]
 pub struct SynapseSpec {
     /// Where the homeserver.yaml configuration comes from: set exactly one of `values` (the
     /// operator writes the configuration) or `configMap` (your own homeserver.yaml).
     pub homeserver: Homeserver,
 
-    /// Provision a PostgreSQL database for this Synapse and point its `database` section at it.
-    /// When false, Synapse uses SQLite or the database your own homeserver.yaml names.
+    /// Provision a PostgreSQL database for this Synapse through CloudNativePG (which must be
+    /// installed): a Cluster NAME-pgsql with database `synapse` owned by role `synapse`, UTF8,
+    /// collation and ctype C. Synapse starts once the Cluster is ready. When false and no
+    /// `externalPostgreSQL` is given, Synapse uses SQLite on its data volume, or the `database`
+    /// section of your own homeserver.yaml. Cannot be changed after creation.
     #[serde(default, rename = "createNewPostgreSQL")]
     pub create_new_postgresql: bool,
+
+    /// Use an existing PostgreSQL database, named by a Secret. The database must have encoding
+    /// UTF8 and collation and ctype C (Synapse refuses others) and be owned by the user.
+    /// Cannot be added or removed after creation.
+    #[serde(
+        default,
+        rename = "externalPostgreSQL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_postgresql: Option<ExternalPostgreSQL>,
 
     /// Accepted for compatibility with the original operator. The workloads always run under the
     /// `restricted` Pod Security standard, so OpenShift needs no special security context
@@ -210,8 +237,9 @@ pub struct SynapseStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub app_services: Vec<AppServiceStatus>,
 
-    /// Connection information of the PostgreSQL database provisioned for this Synapse. Unlike
-    /// the original operator, the password is not published here: it stays in a Secret.
+    /// Connection information of the PostgreSQL database of this Synapse (provisioned or
+    /// external). Unlike the original operator, the password is not published here: it stays in
+    /// a Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_connection_info: Option<DatabaseConnectionInfo>,
 
@@ -260,33 +288,4 @@ pub struct BridgeStatus {
     /// Name of the bridge object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-}
-
-/// Where the provisioned PostgreSQL database is reached. Secrets are never part of it.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct DatabaseConnectionInfo {
-    /// Endpoint (host:port) of the PostgreSQL server inside the cluster.
-    #[serde(
-        default,
-        rename = "connectionURL",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub connection_url: Option<String>,
-
-    /// Name of the database Synapse uses.
-    #[serde(
-        default,
-        rename = "databaseName",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub database_name: Option<String>,
-
-    /// Database user Synapse connects as. Its password is kept in a Secret, never in the status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-
-    /// State of the PostgreSQL database (the field name is capitalised as in the original
-    /// operator).
-    #[serde(default, rename = "State", skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
 }

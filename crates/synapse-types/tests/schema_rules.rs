@@ -264,3 +264,83 @@ fn every_field_is_described() {
         );
     }
 }
+
+fn with_database(mut object: Value, create: Option<bool>, external: Option<&str>) -> Value {
+    if let Some(create) = create {
+        object["spec"]["createNewPostgreSQL"] = json!(create);
+    }
+    if let Some(secret) = external {
+        object["spec"]["externalPostgreSQL"] = json!({"secretName": secret});
+    }
+    object
+}
+
+fn signal_bridge() -> Value {
+    json!({
+        "apiVersion": "synapse.opdev.io/v1alpha1",
+        "kind": "MautrixSignal",
+        "metadata": {"name": "b"},
+        "spec": {"synapse": {"name": "s"}},
+    })
+}
+
+#[test]
+fn postgresql_is_provisioned_or_external_not_both() {
+    for (crd, base) in [
+        (Synapse::crd(), synapse_named("example.com")),
+        (MautrixSignal::crd(), signal_bridge()),
+    ] {
+        let both = cel_failures(
+            &crd,
+            &with_database(base.clone(), Some(true), Some("db")),
+            None,
+        );
+        assert_eq!(both.len(), 1, "{both:?}");
+        assert!(both[0].contains("mutually exclusive"), "{both:?}");
+        for (create, external) in [
+            (Some(true), None),
+            (Some(false), Some("db")),
+            (None, Some("db")),
+            (None, None),
+        ] {
+            let object = with_database(base.clone(), create, external);
+            assert_eq!(cel_failures(&crd, &object, None), Vec::<String>::new());
+        }
+    }
+}
+
+#[test]
+fn the_kind_of_database_cannot_change_after_creation() {
+    for (crd, base) in [
+        (Synapse::crd(), synapse_named("example.com")),
+        (MautrixSignal::crd(), signal_bridge()),
+    ] {
+        let sqlite = with_database(base.clone(), Some(false), None);
+        let sqlite_undefaulted = base.clone();
+        let provisioned = with_database(base.clone(), Some(true), None);
+        let external = with_database(base.clone(), None, Some("db"));
+        let other_external = with_database(base.clone(), None, Some("db2"));
+        for (old, new) in [
+            (&sqlite, &provisioned),
+            (&provisioned, &sqlite),
+            (&sqlite, &external),
+            (&external, &provisioned),
+            (&sqlite_undefaulted, &provisioned),
+        ] {
+            let failures = cel_failures(&crd, new, Some(old));
+            assert_eq!(failures.len(), 1, "{old} -> {new}: {failures:?}");
+            assert!(failures[0].contains("cannot be switched"), "{failures:?}");
+        }
+        for (old, new) in [
+            (&sqlite, &sqlite_undefaulted),
+            (&provisioned, &provisioned),
+            (&external, &other_external),
+        ] {
+            assert_eq!(
+                cel_failures(&crd, new, Some(old)),
+                Vec::<String>::new(),
+                "{old} -> {new}"
+            );
+        }
+    }
+}
