@@ -78,6 +78,14 @@ impl Runtime {
             None => Api::all(self.client.clone()),
         }
     }
+
+    /// [`Runtime::api`] for a kind known only at run time (another operator's CRD).
+    pub fn dynamic_api(&self, resource: &kube::api::ApiResource) -> Api<kube::api::DynamicObject> {
+        match &self.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        }
+    }
 }
 
 /// Runs the operator named `operator` (also its field manager, Lease name prefix and metrics

@@ -16,9 +16,11 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt as _};
 use operator_common::apply::{ApplyError, apply_if_changed, apply_status};
 use operator_common::controller::{ReconcileError, run_controller};
+use operator_common::database::{self, ProvisionedDatabase, Readiness, Source, cluster_resource};
 use operator_common::events::Events;
 use operator_common::labels::AppLabels;
 use operator_common::random::RandomError;
+use operator_common::retained::retained_metadata_patch;
 use operator_common::rollout::rollout;
 use operator_common::runtime::Runtime;
 use sha2::{Digest, Sha256};
@@ -27,8 +29,8 @@ use synapse_types::{DeletionPolicy, Synapse};
 
 use crate::appservice::{Announced, Decision, announcements, decide};
 use crate::homeserver_secret::complete_homeserver_secrets;
-use crate::render::{OverlayInput, paths, render_log_config, render_overlay};
-use crate::resolve::{ConfigMapInput, ConfigProblem, ResolvedConfig, resolve};
+use crate::render::{OverlayDatabase, OverlayInput, paths, render_log_config, render_overlay};
+use crate::resolve::{ConfigMapInput, ConfigProblem, ResolvedConfig, check_database, resolve};
 use crate::status::{Outcome, next_status, ready_condition};
 use crate::workload::{
     RegistrationMount, SynapseWorkload, data_claim, default_resources, synapse_deployment,
@@ -54,7 +56,14 @@ pub mod names {
     pub fn data_claim(synapse: &str) -> String {
         format!("{synapse}-data")
     }
+    /// The CloudNativePG Cluster of `createNewPostgreSQL`.
+    pub fn database_cluster(synapse: &str) -> String {
+        format!("{synapse}-pgsql")
+    }
 }
+
+/// Database and owner role in the provisioned Cluster.
+const DATABASE_NAME: &str = "synapse";
 
 /// A reconciliation that failed and is retried.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +88,8 @@ pub enum Error {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Random(#[from] RandomError),
+    #[error(transparent)]
+    Database(#[from] database::ApiError),
 }
 
 impl ReconcileError for Error {
@@ -89,6 +100,7 @@ impl ReconcileError for Error {
             Error::Create { .. } => "create",
             Error::Apply(_) => "apply",
             Error::Random(_) => "random",
+            Error::Database(_) => "database",
         }
     }
 }
@@ -113,23 +125,29 @@ pub async fn run(runtime: Runtime) {
         runtime.api::<ConfigMap>(),
     );
     let (deployments, services) = (runtime.api::<Deployment>(), runtime.api::<Service>());
+    let clusters = runtime.dynamic_api(&cluster_resource());
+    let field_manager = runtime.field_manager;
     run_controller(
         &runtime,
         move |controller: Controller<Synapse>| {
             let synapses = controller.store();
+            let referencing = synapses.clone();
             controller
                 .owns(deployments, managed.clone())
                 .owns(services, managed.clone())
-                // The homeserver Secret and the PVC carry no owner reference when retained: map
-                // them back through their instance label.
-                .watches(secrets.clone(), managed.clone(), by_instance_label)
-                // Registration Secrets of bridges, labelled with the Synapse they are offered to.
+                // One watch of all Secrets: the retained homeserver Secret (no owner reference,
+                // mapped back by its instance label), bridges' registration Secrets (labelled
+                // with the Synapse they are offered to), and database Secrets (the user's or
+                // CloudNativePG's, found by name).
                 .watches(
                     secrets,
-                    watcher::Config::default().labels(LABEL_REGISTERED_WITH),
-                    |secret: Secret| by_label(&secret, LABEL_REGISTERED_WITH),
+                    watcher::Config::default(),
+                    move |secret: Secret| secret_triggers(&referencing, field_manager, &secret),
                 )
-                .watches(claims, managed, by_instance_label)
+                .watches(claims, managed.clone(), by_instance_label)
+                // A missing CloudNativePG CRD makes this watch fail and back off; the Synapses
+                // that need it look again on their own (database::CRD_RETRY).
+                .watches_with(clusters, cluster_resource(), managed, by_instance_label)
                 .watches(
                     config_maps,
                     watcher::Config::default(),
@@ -140,6 +158,61 @@ pub async fn run(runtime: Runtime) {
         context,
     )
     .await;
+}
+
+/// The Synapses a Secret matters to.
+fn secret_triggers(
+    synapses: &Store<Synapse>,
+    field_manager: &str,
+    secret: &Secret,
+) -> Vec<ObjectRef<Synapse>> {
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    let mut found: Vec<ObjectRef<Synapse>> = Vec::new();
+    if labels.get(labels::MANAGED_BY).map(String::as_str) == Some(field_manager) {
+        found.extend(by_label(secret, labels::INSTANCE));
+    }
+    found.extend(by_label(secret, LABEL_REGISTERED_WITH));
+    let (Some(name), Some(namespace)) = (secret.metadata.name.as_deref(), secret.namespace())
+    else {
+        return found;
+    };
+    found.extend(
+        synapses
+            .state()
+            .iter()
+            .filter(|synapse| synapse.namespace().as_deref() == Some(namespace.as_str()))
+            .filter(|synapse| {
+                database_source(synapse).is_some_and(|source| source.secret_name() == name)
+            })
+            .map(|synapse| ObjectRef::from_obj(synapse.as_ref())),
+    );
+    found
+}
+
+/// The PostgreSQL database the spec asks for, if any.
+fn database_source(synapse: &Synapse) -> Option<Source> {
+    Source::from_spec(
+        synapse.spec.create_new_postgresql,
+        synapse.spec.external_postgresql.as_ref(),
+        || ProvisionedDatabase {
+            cluster: names::database_cluster(&synapse.name_any()),
+            database: DATABASE_NAME.to_owned(),
+            owner: DATABASE_NAME.to_owned(),
+            storage_class: synapse
+                .spec
+                .storage
+                .as_ref()
+                .and_then(|s| s.storage_class_name.clone()),
+        },
+    )
+}
+
+/// The spec field that asks for `source`, for messages.
+fn database_field(source: &Source) -> &'static str {
+    match source {
+        Source::Provisioned(_) => "spec.createNewPostgreSQL",
+        Source::External { .. } => "spec.externalPostgreSQL.secretName",
+    }
 }
 
 fn by_instance_label<K: Resource>(object: K) -> Option<ObjectRef<Synapse>> {
@@ -201,16 +274,17 @@ async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, E
         .as_ref()
         .and_then(|s| s.homeserver_configuration.as_ref())
         .and_then(|h| h.server_name.as_deref());
-    let resolved = resolve(
-        &synapse.spec.homeserver,
-        input.as_ref().map(|(ns, name, cm)| ConfigMapInput {
-            namespace: ns,
-            name,
-            config_map: cm.as_ref(),
-        }),
-        recorded,
-    );
+    let source = database_source(&synapse);
+    let input = input.as_ref().map(|(ns, name, cm)| ConfigMapInput {
+        namespace: ns,
+        name,
+        config_map: cm.as_ref(),
+    });
+    let resolved = resolve(&synapse.spec.homeserver, input, recorded).and_then(|config| {
+        check_database(config, input.as_ref(), source.as_ref().map(database_field))
+    });
 
+    let mut action = Action::await_change();
     let outcome_status = match &resolved {
         Err(problem) => {
             // The running workload keeps its last good configuration.
@@ -222,21 +296,75 @@ async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, E
             )
         }
         Ok(config) => {
-            let found = announced(&synapse, &namespace, client).await?;
-            let app_services = decide(&name, &namespace, found);
-            let (client_url, deployment) =
-                deploy(&synapse, &namespace, &name, config, &app_services, &ctx).await?;
-            next_status(
-                synapse.status.as_ref(),
-                synapse.metadata.generation,
-                &Outcome::Deployed {
+            let database = match &source {
+                None if input.is_some() && config.facts.has_database => Readiness::OwnConfiguration,
+                None => Readiness::Sqlite,
+                Some(source) => {
+                    database::observe(
+                        client,
+                        &namespace,
+                        source,
+                        || {
+                            object_meta(
+                                &synapse,
+                                &namespace,
+                                names::database_cluster(&name),
+                                "database",
+                                synapse.spec.deletion_policy == DeletionPolicy::Delete,
+                                ctx.field_manager,
+                            )
+                        },
+                        (&Synapse::kind(&()), &Synapse::api_version(&())),
+                        ctx.field_manager,
+                        database_field(source),
+                    )
+                    .await?
+                }
+            };
+            if let Readiness::NotReady(problem) = &database {
+                // Not started against a database that is not ready; one already running stays.
+                if let Some(retry) = problem.retry_after {
+                    action = Action::requeue(retry);
+                }
+                let running = Api::<Deployment>::namespaced(client.clone(), &namespace)
+                    .get_opt(&name)
+                    .await
+                    .map_err(|source| read_error("the Deployment", source))?;
+                next_status(
+                    synapse.status.as_ref(),
+                    synapse.metadata.generation,
+                    &Outcome::WaitingForDatabase {
+                        database: &database,
+                        running: running.as_ref().map(rollout),
+                    },
+                    now(),
+                )
+            } else {
+                let found = announced(&synapse, &namespace, client).await?;
+                let app_services = decide(&name, &namespace, found);
+                let (client_url, deployment) = deploy(
+                    &synapse,
+                    &namespace,
+                    &name,
                     config,
-                    client_url,
-                    rollout: rollout(&deployment),
-                    app_services: &app_services,
-                },
-                now(),
-            )
+                    &database,
+                    &app_services,
+                    &ctx,
+                )
+                .await?;
+                next_status(
+                    synapse.status.as_ref(),
+                    synapse.metadata.generation,
+                    &Outcome::Deployed {
+                        config,
+                        database: &database,
+                        client_url,
+                        rollout: rollout(&deployment),
+                        app_services: &app_services,
+                    },
+                    now(),
+                )
+            }
         }
     };
 
@@ -248,11 +376,46 @@ async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, E
             &outcome_status,
         )
         .await;
+        announce_database(&ctx.events, &synapse, &outcome_status).await;
         announce_app_services(&ctx.events, &synapse, &outcome_status).await;
         let api = Api::<Synapse>::namespaced(client.clone(), &namespace);
         apply_status(&api, ctx.field_manager, &name, &outcome_status).await?;
     }
-    Ok(Action::await_change())
+    Ok(action)
+}
+
+/// Metadata of an object of `synapse`: its labels, and the Synapse as owner when `owned`
+/// (retained objects list no owner, so that deleting the Synapse leaves them).
+fn object_meta(
+    synapse: &Synapse,
+    namespace: &str,
+    object_name: String,
+    component: &'static str,
+    owned: bool,
+    field_manager: &str,
+) -> ObjectMeta {
+    let name = synapse.name_any();
+    ObjectMeta {
+        name: Some(object_name),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(
+            AppLabels {
+                name: APP_NAME,
+                instance: &name,
+                component,
+                managed_by: field_manager,
+            }
+            .all(),
+        ),
+        owner_references: Some(
+            synapse
+                .controller_owner_ref(&())
+                .filter(|_| owned)
+                .into_iter()
+                .collect(),
+        ),
+        ..ObjectMeta::default()
+    }
 }
 
 /// The registrations announced on the Synapse, with their Secrets.
@@ -287,24 +450,27 @@ async fn deploy(
     namespace: &str,
     name: &str,
     config: &ResolvedConfig,
+    database: &Readiness,
     app_services: &Decision,
     ctx: &Context,
 ) -> Result<(String, Deployment), Error> {
     let client = &ctx.client;
-    let owner = synapse.controller_owner_ref(&()).ok_or(Error::NoUid)?;
+    synapse.controller_owner_ref(&()).ok_or(Error::NoUid)?;
     let labels_for = |component: &'static str| AppLabels {
         name: APP_NAME,
         instance: name,
         component,
         managed_by: ctx.field_manager,
     };
-    let meta = |object_name: String, component: &'static str, owned: bool| ObjectMeta {
-        name: Some(object_name),
-        namespace: Some(namespace.to_owned()),
-        labels: Some(labels_for(component).all()),
-        // Retained objects list no owner, so that deleting the Synapse leaves them.
-        owner_references: Some(if owned { vec![owner.clone()] } else { vec![] }),
-        ..ObjectMeta::default()
+    let meta = |object_name: String, component: &'static str, owned: bool| {
+        object_meta(
+            synapse,
+            namespace,
+            object_name,
+            component,
+            owned,
+            ctx.field_manager,
+        )
     };
     let delete_with_synapse = synapse.spec.deletion_policy == DeletionPolicy::Delete;
 
@@ -327,7 +493,7 @@ async fn deploy(
         .collect();
     let config_secret = Secret {
         metadata: meta(names::config_secret(name), "config", true),
-        data: Some(config_files(config, &registrations)),
+        data: Some(config_files(config, database, &registrations)),
         ..Secret::default()
     };
     let existing = secrets
@@ -370,11 +536,26 @@ async fn deploy(
         homeserver_secret: names::homeserver_secret(name),
         data_claim: names::data_claim(name),
         registrations,
+        // The password is not mounted but read from PGPASSWORD at start: its rotation must
+        // roll the pod too.
         config_hash: config_hash(&[
             config_secret.data.as_ref(),
             homeserver_secret.data.as_ref(),
             Some(&registration_files(app_services)),
+            database
+                .connection()
+                .map(|c| {
+                    BTreeMap::from([(
+                        "database-password".to_owned(),
+                        ByteString(c.password_fingerprint.to_vec()),
+                    )])
+                })
+                .as_ref(),
         ]),
+        env: database
+            .connection()
+            .map(|c| vec![c.password_env()])
+            .unwrap_or_default(),
         resources: synapse
             .spec
             .resources
@@ -420,13 +601,26 @@ fn read_error(what: &str, source: kube::Error) -> Error {
 /// The files of the config Secret.
 fn config_files(
     config: &ResolvedConfig,
+    database: &Readiness,
     registrations: &[RegistrationMount],
 ) -> BTreeMap<String, ByteString> {
+    let database = match database.connection() {
+        Some(c) => OverlayDatabase::Postgres {
+            host: c.host.clone(),
+            port: c.port,
+            dbname: c.dbname.clone(),
+            user: c.username.clone(),
+            sslmode: c.sslmode.clone(),
+        },
+        // Values mode writes SQLite into the base file; a user's file may have its own.
+        None if config.facts.has_database => OverlayDatabase::Base,
+        None => OverlayDatabase::Sqlite,
+    };
     let overlay = render_overlay(&OverlayInput {
         inline_secrets: config.facts.inline_secrets.clone(),
         user_app_service_files: config.facts.app_service_config_files.clone(),
         bridge_registration_files: registrations.iter().map(RegistrationMount::path).collect(),
-        base_has_database: config.facts.has_database,
+        database,
     });
     BTreeMap::from([
         (
@@ -565,7 +759,12 @@ where
         + Clone
         + std::fmt::Debug,
 {
-    let Some(patch) = retained_metadata_patch(&meta, existing.meta()) else {
+    let Some(patch) = retained_metadata_patch(
+        &meta,
+        existing.meta(),
+        &Synapse::kind(&()),
+        &Synapse::api_version(&()),
+    ) else {
         return Ok(existing.clone());
     };
     let name = existing.meta().name.clone().unwrap_or_default();
@@ -582,43 +781,6 @@ where
                 error,
             })
         })
-}
-
-/// The JSON merge patch that gives an existing retained object (homeserver Secret, data PVC)
-/// the labels and the Synapse owner reference of `desired`, or `None` when it has them.
-///
-/// A merge patch replaces the whole owner list, so switching `deletionPolicy` from Delete to
-/// Retain really removes the owner reference, whichever request wrote it (the object was
-/// created by a plain create, so server-side apply does not own that reference and could not
-/// remove it). Owner references of other kinds are kept; the resourceVersion guards against a
-/// concurrent change.
-fn retained_metadata_patch(
-    desired: &ObjectMeta,
-    existing: &ObjectMeta,
-) -> Option<serde_json::Value> {
-    let is_synapse = |o: &&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference| {
-        o.kind == Synapse::kind(&()) && o.api_version == Synapse::api_version(&())
-    };
-    let current_owners = existing.owner_references.clone().unwrap_or_default();
-    let owners: Vec<_> = current_owners
-        .iter()
-        .filter(|o| !is_synapse(o))
-        .chain(desired.owner_references.iter().flatten().filter(is_synapse))
-        .cloned()
-        .collect();
-    let current_labels = existing.labels.clone().unwrap_or_default();
-    let labels = desired.labels.clone().unwrap_or_default();
-    let labels_set = labels.iter().all(|(k, v)| current_labels.get(k) == Some(v));
-    if labels_set && owners == current_owners {
-        return None;
-    }
-    Some(serde_json::json!({
-        "metadata": {
-            "resourceVersion": existing.resource_version,
-            "labels": labels,
-            "ownerReferences": if owners.is_empty() { None } else { Some(owners) },
-        }
-    }))
 }
 
 /// Events for a changed Ready condition: a Warning for a problem the user must fix, Normal for
@@ -647,6 +809,33 @@ async fn announce(
                 .normal(synapse, &after.reason, after.message.clone())
                 .await
         }
+    }
+}
+
+/// An Event when the DatabaseReady condition changes: Normal when ready, Warning otherwise.
+async fn announce_database(
+    events: &Events,
+    synapse: &Synapse,
+    next: &synapse_types::SynapseStatus,
+) {
+    let find = |status: Option<&synapse_types::SynapseStatus>| {
+        status.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == synapse_types::CONDITION_DATABASE_READY)
+                .cloned()
+        })
+    };
+    let (Some(after), before) = (find(Some(next)), find(synapse.status.as_ref())) else {
+        return;
+    };
+    if before.is_some_and(|b| b.status == after.status && b.reason == after.reason) {
+        return;
+    }
+    if after.status == "True" {
+        events.normal(synapse, &after.reason, after.message).await;
+    } else {
+        events.warning(synapse, &after.reason, after.message).await;
     }
 }
 
@@ -699,101 +888,7 @@ fn now() -> Time {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-
     use super::*;
-
-    fn owner(kind: &str, api_version: &str, uid: &str) -> OwnerReference {
-        OwnerReference {
-            api_version: api_version.into(),
-            kind: kind.into(),
-            name: "hs".into(),
-            uid: uid.into(),
-            controller: Some(true),
-            block_owner_deletion: None,
-        }
-    }
-
-    fn synapse_owner(uid: &str) -> OwnerReference {
-        owner("Synapse", "synapse.opdev.io/v1alpha1", uid)
-    }
-
-    fn meta(owners: Vec<OwnerReference>, labels: &[(&str, &str)]) -> ObjectMeta {
-        ObjectMeta {
-            resource_version: Some("7".into()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            owner_references: Some(owners),
-            ..ObjectMeta::default()
-        }
-    }
-
-    const LABELS: &[(&str, &str)] = &[("app.kubernetes.io/instance", "hs")];
-
-    #[test]
-    fn retained_metadata_in_place_needs_no_write() {
-        // The API server omits an empty owner list; an empty desired list means the same.
-        let existing = ObjectMeta {
-            owner_references: None,
-            ..meta(
-                vec![],
-                &[("app.kubernetes.io/instance", "hs"), ("other", "x")],
-            )
-        };
-        assert_eq!(
-            retained_metadata_patch(&meta(vec![], LABELS), &existing),
-            None
-        );
-        let owned = meta(vec![synapse_owner("u1")], LABELS);
-        assert_eq!(retained_metadata_patch(&owned, &owned), None);
-    }
-
-    #[test]
-    fn switching_to_retain_removes_the_synapse_owner_and_keeps_others() {
-        let foreign = owner("Backup", "example.org/v1", "b1");
-        let existing = meta(vec![synapse_owner("u1"), foreign.clone()], LABELS);
-        let patch = retained_metadata_patch(&meta(vec![], LABELS), &existing).unwrap();
-        assert_eq!(
-            patch["metadata"]["ownerReferences"],
-            serde_json::to_value(vec![foreign]).unwrap()
-        );
-        assert_eq!(patch["metadata"]["resourceVersion"], "7");
-        let only_ours = meta(vec![synapse_owner("u1")], LABELS);
-        let patch = retained_metadata_patch(&meta(vec![], LABELS), &only_ours).unwrap();
-        assert!(patch["metadata"]["ownerReferences"].is_null());
-        assert!(
-            patch["metadata"]
-                .as_object()
-                .unwrap()
-                .contains_key("ownerReferences"),
-            "null deletes the list in a merge patch"
-        );
-    }
-
-    #[test]
-    fn switching_to_delete_or_a_new_synapse_sets_its_owner_and_labels() {
-        let desired = meta(vec![synapse_owner("u2")], LABELS);
-        let patch = retained_metadata_patch(&desired, &meta(vec![], &[])).unwrap();
-        assert_eq!(
-            patch["metadata"]["ownerReferences"],
-            serde_json::to_value(vec![synapse_owner("u2")]).unwrap()
-        );
-        assert_eq!(
-            patch["metadata"]["labels"]["app.kubernetes.io/instance"],
-            "hs"
-        );
-        // A reference to a former Synapse of the same name is replaced.
-        let patch =
-            retained_metadata_patch(&desired, &meta(vec![synapse_owner("u1")], LABELS)).unwrap();
-        assert_eq!(
-            patch["metadata"]["ownerReferences"],
-            serde_json::to_value(vec![synapse_owner("u2")]).unwrap()
-        );
-    }
 
     #[test]
     fn config_hash_changes_with_any_file_and_is_stable() {

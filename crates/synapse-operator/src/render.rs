@@ -69,8 +69,26 @@ pub struct OverlayInput {
     pub user_app_service_files: Vec<String>,
     /// Mount paths of the accepted bridge registrations.
     pub bridge_registration_files: Vec<String>,
-    /// Whether the base file has a `database` section; without one, SQLite on the data volume.
-    pub base_has_database: bool,
+    /// The `database` section the overlay sets, if any.
+    pub database: OverlayDatabase,
+}
+
+/// The database the overlay gives Synapse.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OverlayDatabase {
+    /// None: the base file's own section is used as written.
+    #[default]
+    Base,
+    /// SQLite on the data volume.
+    Sqlite,
+    /// PostgreSQL through psycopg2. The password is not here: libpq reads it from `PGPASSWORD`.
+    Postgres {
+        host: String,
+        port: u16,
+        dbname: String,
+        user: String,
+        sslmode: Option<String>,
+    },
 }
 
 /// The operator-owned overlay: paths, secrets by `*_path`, app services, logging.
@@ -110,8 +128,30 @@ pub fn render_overlay(input: &OverlayInput) -> String {
             config[option] = json!(secret(key));
         }
     }
-    if !input.base_has_database {
-        config["database"] = sqlite_database();
+    match &input.database {
+        OverlayDatabase::Base => {}
+        OverlayDatabase::Sqlite => config["database"] = sqlite_database(),
+        OverlayDatabase::Postgres {
+            host,
+            port,
+            dbname,
+            user,
+            sslmode,
+        } => {
+            // psycopg2 hands `args` to libpq as connection parameters.
+            let mut args = json!({
+                "user": user,
+                "dbname": dbname,
+                "host": host,
+                "port": port,
+                "cp_min": 5,
+                "cp_max": 10,
+            });
+            if let Some(mode) = sslmode {
+                args["sslmode"] = json!(mode);
+            }
+            config["database"] = json!({"name": "psycopg2", "args": args});
+        }
     }
     to_file(&config)
 }
@@ -191,6 +231,7 @@ mod tests {
         let text = render_overlay(&OverlayInput {
             user_app_service_files: vec!["/etc/mine.yaml".into()],
             bridge_registration_files: vec!["/appservices/irc/registration.yaml".into()],
+            database: OverlayDatabase::Sqlite,
             ..OverlayInput::default()
         });
         let doc = yaml11::parse(&text).unwrap();
@@ -233,7 +274,7 @@ mod tests {
                 registration_shared_secret: false,
                 form_secret: true,
             },
-            base_has_database: true,
+            database: OverlayDatabase::Base,
             ..OverlayInput::default()
         });
         let doc = yaml11::parse(&text).unwrap();
@@ -242,6 +283,40 @@ mod tests {
         assert!(doc.get("registration_shared_secret_path").is_some());
         assert_eq!(doc.get("database"), None);
         assert_eq!(doc.get("app_service_config_files"), Some(&Y::Seq(vec![])));
+    }
+
+    #[test]
+    fn overlay_points_psycopg2_at_postgres_without_a_password() {
+        let postgres = |sslmode: Option<&str>| OverlayDatabase::Postgres {
+            host: "hs-pgsql-rw".into(),
+            port: 5432,
+            dbname: "synapse".into(),
+            user: "synapse".into(),
+            sslmode: sslmode.map(String::from),
+        };
+        let text = render_overlay(&OverlayInput {
+            database: postgres(None),
+            ..OverlayInput::default()
+        });
+        let doc = yaml11::parse(&text).unwrap();
+        let database = doc.get("database").unwrap();
+        assert_eq!(database.get("name"), Some(&Y::Str("psycopg2".into())));
+        let args = database.get("args").unwrap();
+        assert_eq!(args.get("host"), Some(&Y::Str("hs-pgsql-rw".into())));
+        assert_eq!(args.get("port"), Some(&Y::Int(5432)));
+        assert_eq!(args.get("dbname"), Some(&Y::Str("synapse".into())));
+        assert_eq!(args.get("user"), Some(&Y::Str("synapse".into())));
+        assert_eq!(args.get("sslmode"), None);
+        assert_eq!(args.get("password"), None);
+        assert!(!text.contains("password"));
+
+        let text = render_overlay(&OverlayInput {
+            database: postgres(Some("verify-full")),
+            ..OverlayInput::default()
+        });
+        let doc = yaml11::parse(&text).unwrap();
+        let args = doc.get("database").unwrap().get("args").unwrap().clone();
+        assert_eq!(args.get("sslmode"), Some(&Y::Str("verify-full".into())));
     }
 
     #[test]

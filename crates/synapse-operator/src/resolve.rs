@@ -51,6 +51,14 @@ pub enum ConfigProblem {
     #[error("spec.homeserver sets neither values nor configMap: set exactly one of them")]
     NoSource,
     #[error(
+        "the homeserver.yaml of ConfigMap {namespace}/{name} has its own database section, and {field} asks the operator for a PostgreSQL database: remove the database section from homeserver.yaml (the operator writes it), or create a Synapse without {field} to keep yours"
+    )]
+    DatabaseConflict {
+        namespace: String,
+        name: String,
+        field: &'static str,
+    },
+    #[error(
         "server_name changed from {recorded:?} to {found:?}: a Matrix server cannot change its name (user IDs, rooms and signatures are bound to it); restore server_name {recorded:?} or create a new Synapse"
     )]
     ServerNameChanged { recorded: String, found: String },
@@ -71,11 +79,13 @@ impl ConfigProblem {
             },
             ConfigProblem::ServerNameChanged { .. } => "ServerNameChanged",
             ConfigProblem::NoSource => "NoConfigurationSource",
+            ConfigProblem::DatabaseConflict { .. } => "DatabaseConflict",
         }
     }
 }
 
 /// The input ConfigMap as fetched: `None` when it does not exist.
+#[derive(Clone, Copy)]
 pub struct ConfigMapInput<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
@@ -107,6 +117,26 @@ pub fn resolve(
             })
         }
         _ => Ok(resolved),
+    }
+}
+
+/// A user's own homeserver.yaml (ConfigMap mode) with a `database` section is used as written, so
+/// it cannot be combined with a database the operator provides (`operator_database`: the spec
+/// field asking for one).
+pub fn check_database(
+    config: ResolvedConfig,
+    input: Option<&ConfigMapInput<'_>>,
+    operator_database: Option<&'static str>,
+) -> Result<ResolvedConfig, ConfigProblem> {
+    match (input, operator_database) {
+        (Some(input), Some(field)) if config.facts.has_database => {
+            Err(ConfigProblem::DatabaseConflict {
+                namespace: input.namespace.to_owned(),
+                name: input.name.to_owned(),
+                field,
+            })
+        }
+        _ => Ok(config),
     }
 }
 
@@ -261,5 +291,31 @@ mod tests {
         let problem = resolve(&cm_spec(), input(Some(&cm)), Some("old.example")).unwrap_err();
         assert_eq!(problem.reason(), "ServerNameChanged");
         assert!(problem.to_string().contains("old.example"));
+    }
+
+    #[test]
+    fn an_own_database_section_conflicts_only_with_an_operator_database() {
+        let base = "server_name: my.example\nreport_stats: false\nlisteners:\n  - port: 8008\n    type: http\n    resources:\n      - names: [client]\n";
+        let with_db = config_map(&format!("{base}database:\n  name: psycopg2\n"));
+        let without_db = config_map(base);
+        let field = Some("spec.createNewPostgreSQL");
+        let resolved = resolve(&cm_spec(), input(Some(&with_db)), None).unwrap();
+        let problem =
+            check_database(resolved.clone(), input(Some(&with_db)).as_ref(), field).unwrap_err();
+        assert_eq!(problem.reason(), "DatabaseConflict");
+        assert!(problem.to_string().contains("ConfigMap ns/hs"), "{problem}");
+        assert!(
+            problem.to_string().contains("spec.createNewPostgreSQL"),
+            "{problem}"
+        );
+        assert_eq!(
+            check_database(resolved.clone(), input(Some(&with_db)).as_ref(), None),
+            Ok(resolved)
+        );
+        let resolved = resolve(&cm_spec(), input(Some(&without_db)), None).unwrap();
+        assert!(check_database(resolved, input(Some(&without_db)).as_ref(), field).is_ok());
+        // Values mode: the operator wrote the base file, its SQLite section is replaced.
+        let resolved = resolve(&values_spec(), None, None).unwrap();
+        assert!(check_database(resolved, None, field).is_ok());
     }
 }

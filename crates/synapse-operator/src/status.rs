@@ -2,8 +2,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
+use operator_common::database::{Problem, Readiness};
 use operator_common::rollout::Rollout;
-use synapse_types::common::{CONDITION_READY, State};
+use synapse_types::common::{CONDITION_READY, DatabaseConnectionInfo, State};
 use synapse_types::synapse::SynapseStatus;
 
 use crate::appservice::Decision;
@@ -16,14 +17,29 @@ pub const CONDITION_PROGRESSING: &str = "Progressing";
 pub enum Outcome<'a> {
     /// The configuration cannot be used; the running workload, if any, was left as it was.
     Problem(&'a ConfigProblem),
+    /// The PostgreSQL database is not usable yet (`database` is [`Readiness::NotReady`]): nothing
+    /// was applied. `running` is the rollout of a Deployment started earlier, which keeps running.
+    WaitingForDatabase {
+        database: &'a Readiness,
+        running: Option<Rollout>,
+    },
     /// The workload for `config`, with the accepted app services of `app_services`, was applied.
     Deployed {
         config: &'a ResolvedConfig,
+        database: &'a Readiness,
         client_url: String,
         rollout: Rollout,
         app_services: &'a Decision,
     },
 }
+
+/// Ready and Progressing (status, reason, message), the state and its reason.
+type Verdict = (
+    (ConditionStatus, &'static str, String),
+    (ConditionStatus, &'static str, String),
+    Option<State>,
+    Option<String>,
+);
 
 /// The next status: `current` with what this reconciliation observed. Conditions keep their
 /// transition times unless their status flips, so an unchanged outcome gives an equal status.
@@ -35,18 +51,49 @@ pub fn next_status(
 ) -> SynapseStatus {
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
-    let (ready, progressing, state, reason) = match outcome {
+    let (verdict, database) = match outcome {
         Outcome::Problem(problem) => {
             let message = problem.to_string();
+            let database = matches!(problem, ConfigProblem::DatabaseConflict { .. }).then(|| {
+                Readiness::NotReady(Problem {
+                    reason: problem.reason(),
+                    message: message.clone(),
+                    retry_after: None,
+                })
+            });
             (
-                (ConditionStatus::False, problem.reason(), message.clone()),
-                (ConditionStatus::False, problem.reason(), message.clone()),
-                Some(State::Failed),
-                Some(message),
+                (
+                    (ConditionStatus::False, problem.reason(), message.clone()),
+                    (ConditionStatus::False, problem.reason(), message.clone()),
+                    Some(State::Failed),
+                    Some(message),
+                ),
+                database,
             )
+        }
+        Outcome::WaitingForDatabase { database, running } => {
+            let verdict = match running {
+                Some(rollout) => rollout_verdict(rollout),
+                None => {
+                    let message = match database {
+                        Readiness::NotReady(problem) => {
+                            format!("Synapse waits for its database: {}", problem.message)
+                        }
+                        _ => "Synapse waits for its database".to_owned(),
+                    };
+                    (
+                        (ConditionStatus::False, "DatabaseNotReady", message.clone()),
+                        (ConditionStatus::False, "DatabaseNotReady", message.clone()),
+                        None,
+                        Some(message),
+                    )
+                }
+            };
+            (verdict, Some((*database).clone()))
         }
         Outcome::Deployed {
             config,
+            database,
             client_url,
             rollout,
             app_services,
@@ -55,46 +102,10 @@ pub fn next_status(
             status.client_url = Some(client_url.clone());
             status.app_services = app_services.statuses.clone();
             status.bridges = app_services.bridges();
-            match rollout {
-                Rollout::Ready => (
-                    (
-                        ConditionStatus::True,
-                        "Running",
-                        "Synapse is running the current configuration and its pod is ready"
-                            .to_owned(),
-                    ),
-                    (
-                        ConditionStatus::False,
-                        "RolloutComplete",
-                        "the current configuration is rolled out".to_owned(),
-                    ),
-                    Some(State::Running),
-                    None,
-                ),
-                Rollout::Progressing(message) => (
-                    (ConditionStatus::False, "RollingOut", message.clone()),
-                    (ConditionStatus::True, "RollingOut", message.clone()),
-                    None,
-                    Some(message.clone()),
-                ),
-                Rollout::Failed(message) => {
-                    let message = format!(
-                        "the Synapse pod did not become ready: {message}; see the pod's events and logs"
-                    );
-                    (
-                        (ConditionStatus::False, "RolloutFailed", message.clone()),
-                        (
-                            ConditionStatus::False,
-                            "ProgressDeadlineExceeded",
-                            message.clone(),
-                        ),
-                        Some(State::Failed),
-                        Some(message),
-                    )
-                }
-            }
+            (rollout_verdict(rollout), Some((*database).clone()))
         }
     };
+    let (ready, progressing, state, reason) = verdict;
     for (type_, (condition_status, reason, message)) in [
         (CONDITION_READY, ready),
         (CONDITION_PROGRESSING, progressing),
@@ -111,9 +122,68 @@ pub fn next_status(
             now.clone(),
         );
     }
+    if let Some(database) = database {
+        set_condition(
+            &mut status.conditions,
+            ConditionUpdate {
+                observed_generation: generation,
+                ..database.condition()
+            },
+            now,
+        );
+        status.database_connection_info = match (&database, status.database_connection_info) {
+            (Readiness::Ready { connection, .. }, _) => Some(connection.info(true)),
+            // Where it was, while it cannot be used.
+            (Readiness::NotReady(_), Some(info)) => Some(DatabaseConnectionInfo {
+                state: Some("NOT READY".to_owned()),
+                ..info
+            }),
+            _ => None,
+        };
+    }
     status.state = state;
     status.reason = reason;
     status
+}
+
+fn rollout_verdict(rollout: &Rollout) -> Verdict {
+    match rollout {
+        Rollout::Ready => (
+            (
+                ConditionStatus::True,
+                "Running",
+                "Synapse is running the current configuration and its pod is ready".to_owned(),
+            ),
+            (
+                ConditionStatus::False,
+                "RolloutComplete",
+                "the current configuration is rolled out".to_owned(),
+            ),
+            Some(State::Running),
+            None,
+        ),
+        Rollout::Progressing(message) => (
+            (ConditionStatus::False, "RollingOut", message.clone()),
+            (ConditionStatus::True, "RollingOut", message.clone()),
+            None,
+            Some(message.clone()),
+        ),
+        Rollout::Failed(message) => {
+            let message = format!(
+                "the Synapse pod did not become ready: {message}; see the pod's events and logs"
+            );
+            (
+                (ConditionStatus::False, "RolloutFailed", message.clone()),
+                (
+                    ConditionStatus::False,
+                    "ProgressDeadlineExceeded",
+                    message.clone(),
+                ),
+                Some(State::Failed),
+                Some(message),
+            )
+        }
+    }
 }
 
 /// The Ready condition of a status, if any.
@@ -153,6 +223,7 @@ mod tests {
         let outcome = Outcome::Deployed {
             config: &config,
             client_url: "http://hs.ns.svc:8008".into(),
+            database: &Readiness::Sqlite,
             rollout: Rollout::Ready,
             app_services: &Decision::default(),
         };
@@ -178,6 +249,7 @@ mod tests {
             &Outcome::Deployed {
                 config: &config,
                 client_url: "http://hs.ns.svc:8008".into(),
+                database: &Readiness::Sqlite,
                 rollout: Rollout::Ready,
                 app_services: &Decision::default(),
             },
@@ -201,5 +273,133 @@ mod tests {
         );
         assert_eq!(ready.last_transition_time, at(20));
         assert_eq!(ready.observed_generation, Some(2));
+    }
+
+    fn connection() -> operator_common::database::Connection {
+        operator_common::database::Connection {
+            secret: "hs-pgsql-app".into(),
+            host: "hs-pgsql-rw".into(),
+            port: 5432,
+            dbname: "synapse".into(),
+            username: "synapse".into(),
+            sslmode: None,
+            password_fingerprint: [7; 32],
+        }
+    }
+
+    #[test]
+    fn waiting_for_the_database_before_the_first_start() {
+        let problem = Readiness::NotReady(Problem {
+            reason: "ClusterNotReady",
+            message: "the CloudNativePG Cluster hs-pgsql is not ready yet".into(),
+            retry_after: None,
+        });
+        let outcome = Outcome::WaitingForDatabase {
+            database: &problem,
+            running: None,
+        };
+        let waiting = next_status(None, Some(1), &outcome, at(10));
+        let ready = ready_condition(Some(&waiting)).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "DatabaseNotReady")
+        );
+        assert!(
+            ready.message.contains("hs-pgsql is not ready"),
+            "{}",
+            ready.message
+        );
+        let database = waiting
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "DatabaseReady")
+            .unwrap();
+        assert_eq!(
+            (database.status.as_str(), database.reason.as_str()),
+            ("False", "ClusterNotReady")
+        );
+        assert_eq!(waiting.database_connection_info, None);
+        assert_eq!(
+            next_status(Some(&waiting), Some(1), &outcome, at(50)),
+            waiting
+        );
+    }
+
+    #[test]
+    fn a_ready_database_is_published_without_its_password_and_kept_when_it_falters() {
+        let config = values_config();
+        let ready_db = Readiness::Ready {
+            source: operator_common::database::Source::External {
+                secret: "hs-pgsql-app".into(),
+            },
+            connection: connection(),
+        };
+        let running = next_status(
+            None,
+            Some(1),
+            &Outcome::Deployed {
+                config: &config,
+                database: &ready_db,
+                client_url: "http://hs.ns.svc:8008".into(),
+                rollout: Rollout::Ready,
+                app_services: &Decision::default(),
+            },
+            at(10),
+        );
+        let info = running.database_connection_info.clone().unwrap();
+        assert_eq!(info.connection_url.as_deref(), Some("hs-pgsql-rw:5432"));
+        assert_eq!(info.database_name.as_deref(), Some("synapse"));
+        assert_eq!(info.state.as_deref(), Some("READY"));
+        let database = |s: &SynapseStatus| {
+            let c = s
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "DatabaseReady")
+                .unwrap();
+            (c.status.clone(), c.reason.clone())
+        };
+        assert_eq!(database(&running), ("True".into(), "SecretReady".into()));
+
+        // The Cluster falters later: Synapse keeps running, the condition tells.
+        let faltering = Readiness::NotReady(Problem {
+            reason: "ClusterNotReady",
+            message: "failing over".into(),
+            retry_after: None,
+        });
+        let later = next_status(
+            Some(&running),
+            Some(1),
+            &Outcome::WaitingForDatabase {
+                database: &faltering,
+                running: Some(Rollout::Ready),
+            },
+            at(20),
+        );
+        assert_eq!(ready_condition(Some(&later)).unwrap().status, "True");
+        assert_eq!(database(&later), ("False".into(), "ClusterNotReady".into()));
+        assert_eq!(
+            later.database_connection_info.unwrap().state.as_deref(),
+            Some("NOT READY")
+        );
+    }
+
+    #[test]
+    fn a_database_conflict_is_a_database_condition_too() {
+        let problem = ConfigProblem::DatabaseConflict {
+            namespace: "ns".into(),
+            name: "hs".into(),
+            field: "spec.createNewPostgreSQL",
+        };
+        let failed = next_status(None, Some(1), &Outcome::Problem(&problem), at(10));
+        let database = failed
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "DatabaseReady")
+            .unwrap();
+        assert_eq!(database.reason, "DatabaseConflict");
+        assert_eq!(
+            ready_condition(Some(&failed)).unwrap().reason,
+            "DatabaseConflict"
+        );
     }
 }

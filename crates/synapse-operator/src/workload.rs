@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, KeyToPath, ResourceRequirements, Service};
+use k8s_openapi::api::core::v1::{Container, EnvVar, KeyToPath, ResourceRequirements, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use operator_common::workload::{
@@ -43,6 +43,8 @@ pub struct SynapseWorkload {
     /// Hash of every file the pod mounts: a change rolls the pod.
     pub config_hash: String,
     pub resources: ResourceRequirements,
+    /// Environment of the container: the database password (`PGPASSWORD`) when on PostgreSQL.
+    pub env: Vec<EnvVar>,
 }
 
 pub const CONFIG_HASH_ANNOTATION: &str = "synapse.opdev.io/config-hash";
@@ -115,6 +117,7 @@ pub fn synapse_deployment(
             .to_vec(),
         ),
         ports: Some(vec![named_container_port(PORT_NAME, workload.client_port)]),
+        env: (!workload.env.is_empty()).then(|| workload.env.clone()),
         // First start runs database migrations: allow up to 10 minutes.
         startup_probe: Some(probe(5, 120)),
         readiness_probe: Some(probe(10, 3)),
@@ -163,11 +166,35 @@ mod tests {
             }],
             config_hash: "abc".into(),
             resources: default_resources(),
+            env: Vec::new(),
         }
     }
 
     fn selector() -> BTreeMap<String, String> {
         BTreeMap::from([("app.kubernetes.io/instance".to_string(), "hs".to_string())])
+    }
+
+    #[test]
+    fn the_database_password_comes_only_from_the_environment() {
+        let pod = |env: Vec<EnvVar>| {
+            let d = synapse_deployment(
+                ObjectMeta::default(),
+                selector(),
+                &SynapseWorkload { env, ..workload() },
+            );
+            d.spec.unwrap().template.spec.unwrap().containers[0].clone()
+        };
+        assert_eq!(
+            pod(Vec::new()).env,
+            None,
+            "no empty list to differ from the stored one"
+        );
+        let password = EnvVar {
+            name: "PGPASSWORD".into(),
+            value: None,
+            value_from: None,
+        };
+        assert_eq!(pod(vec![password.clone()]).env, Some(vec![password]));
     }
 
     #[test]
