@@ -12,7 +12,7 @@ rules and fails on a Forbidden and on any rule the scenarios do not use.
   resources: ["synapses/status"]
   verbs: ["patch"]
 # Generated secrets and the config bundle (created once, then patched), bridge registrations
-# (read), the data PVC (created once, then its labels and owner patched).
+# and database Secrets (read), the data PVC (created once, then its labels and owner patched).
 - apiGroups: [""]
   resources: ["secrets", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "patch"]
@@ -22,6 +22,11 @@ rules and fails on a Forbidden and on any rule the scenarios do not use.
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# The CloudNativePG Cluster of createNewPostgreSQL: created once, then its labels and owner
+# patched; watched for readiness.
+- apiGroups: ["postgresql.cnpg.io"]
+  resources: ["clusters"]
   verbs: ["get", "list", "watch", "create", "patch"]
 # The user's homeserver.yaml: read, never written.
 - apiGroups: [""]
