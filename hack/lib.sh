@@ -22,9 +22,16 @@ tool_dir() {
     etcd) version="${ETCD_VERSION}" ;;
     kwok) version="${KWOK_VERSION}" ;;
     helm) version="${HELM_VERSION}" ;;
+    cnpg) version="${CNPG_VERSION}" ;;
     *) echo "unknown tool ${name}" >&2; return 1 ;;
   esac
   echo "${TOOLS_CACHE}/${name}-${version}"
+}
+
+# CloudNativePG's Cluster CRD at the pinned version, fetched by hack/build-tools (the e2e tests
+# install it into the plane; hack/postgres env exports this path as SO_CNPG_CRD).
+cnpg_crd_path() {
+  echo "$(tool_dir cnpg)/postgresql.cnpg.io_clusters.yaml"
 }
 
 log() {
