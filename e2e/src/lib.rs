@@ -7,6 +7,7 @@ pub mod charts;
 pub mod operator_process;
 pub mod operators;
 pub mod pod_harness;
+pub mod postgres;
 
 /// The repository root (the e2e crate lives one level below it).
 pub fn repo_root() -> PathBuf {

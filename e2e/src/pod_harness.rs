@@ -31,6 +31,7 @@ pub mod images;
 pub mod materialize;
 pub mod netns;
 pub mod plan;
+pub mod relay;
 pub mod rootfs;
 
 use std::collections::BTreeMap;
@@ -51,6 +52,7 @@ pub use hosts::ServiceName;
 pub use images::{Program, Programs};
 pub use netns::{NetNs, Request, Response};
 pub use plan::RunPlan;
+pub use relay::PortForward;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -218,6 +220,18 @@ impl Scenario {
 
     pub fn netns(&self) -> &NetNs {
         &self.netns
+    }
+
+    /// Relays connections to 127.0.0.1:`port_in_netns` inside this scenario's namespace to
+    /// `target`, a loopback address of the host (e.g. the tests' PostgreSQL), until the returned
+    /// guard is dropped. With [`Scenario::add_service`], a pod reaches a host server by a
+    /// Service's name and port.
+    pub fn forward_port(
+        &self,
+        port_in_netns: u16,
+        target: std::net::SocketAddr,
+    ) -> Result<PortForward, Error> {
+        PortForward::start(&self.netns, port_in_netns, target)
     }
 
     /// The pinned programs images resolve to (for planning a pod by hand, see [`plan::plan`]).
