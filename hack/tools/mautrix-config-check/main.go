@@ -14,16 +14,28 @@
 // network id, default port) and checks `network.displayname_template` the way the Signal
 // connector does when it decodes its section (it must parse as a Go text/template).
 //
-// Usage: mautrix-config-check -c config.yaml [-r registration.yaml]
+// With --upgrade-database it goes one step further, to where the bridge's start touches its
+// database: it opens the database of the config's `database` section through mautrix-go's own
+// dbutil (for `type: postgres`, the lib/pq driver, which takes the password from PGPASSWORD when
+// the URI has none) and runs the bridgev2 schema upgrade and the Matrix state store's, as
+// Bridge.StartConnectors and the Matrix connector's Start do, failing with the bridge's own exit
+// status and message. It prints how lib/pq read the URI (never the password) and who it is
+// connected as.
+//
+// Usage: mautrix-config-check -c config.yaml [-r registration.yaml] [--upgrade-database]
 // The file is never written: -n (no-update) is always added.
 package main
 
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"os"
 	"text/template"
 
+	"github.com/lib/pq"
 	"go.mau.fi/util/configupgrade"
+	"go.mau.fi/util/dbutil"
 	"gopkg.in/yaml.v3"
 	flag "maunium.net/go/mauflag"
 
@@ -32,6 +44,11 @@ import (
 	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/bridgev2/matrix/mxmain"
 )
+
+// Registered on mauflag's default set before BridgeMain.PreInit parses it.
+var upgradeDatabase = flag.Make().LongKey("upgrade-database").
+	Usage("Open the configured database and run the bridge's schema upgrades.").
+	Default("false").Bool()
 
 func main() {
 	// mauflag took its input from os.Args when it was initialised: add -n there.
@@ -49,6 +66,57 @@ func main() {
 	bridge.Init()
 	fmt.Printf("config accepted: %s passed the start-up checks of mautrix-go %s\n",
 		bridge.ConfigPath, mautrix.Version)
+	if *upgradeDatabase {
+		upgrade(&bridge)
+	}
+}
+
+// upgrade runs the database steps of the bridge's start on the handle Init opened, and exits
+// as the bridge does when one fails.
+func upgrade(bridge *mxmain.BridgeMain) {
+	ctx := bridge.Log.WithContext(context.Background())
+	section := bridge.Config.Database
+	if dialect, _ := dbutil.ParseDialect(section.Type); dialect == dbutil.Postgres {
+		// lib/pq's own reading of the URI and the environment, as the bridge's connections get it.
+		cfg, err := pq.NewConfig(section.URI)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lib/pq refuses the database URI:", err)
+			os.Exit(14)
+		}
+		fmt.Printf("lib/pq connects to host=%q port=%d dbname=%q user=%q sslmode=%q, password %s\n",
+			cfg.Host, cfg.Port, cfg.Database, cfg.User, cfg.SSLMode,
+			passwordSource(section.URI, cfg.Password))
+	}
+	if err := bridge.Bridge.DB.Upgrade(ctx); err != nil {
+		bridge.LogDBUpgradeErrorAndExit("main", err, "Failed to initialize database")
+	}
+	if err := bridge.Matrix.StateStore.Upgrade(ctx); err != nil {
+		bridge.LogDBUpgradeErrorAndExit("matrix_state", err, "Failed to initialize database")
+	}
+	var user, database string
+	query := "SELECT current_user, current_database()"
+	if bridge.DB.Dialect != dbutil.Postgres {
+		query = "SELECT '', 'sqlite'"
+	}
+	if err := bridge.DB.QueryRow(ctx, query).Scan(&user, &database); err != nil {
+		fmt.Fprintln(os.Stderr, "cannot ask the database who is connected:", err)
+		os.Exit(14)
+	}
+	fmt.Printf("database upgraded: connected as %q to database %q\n", user, database)
+}
+
+// passwordSource says where lib/pq's password came from, never what it is: the URI, or else the
+// environment (pq.NewConfig reads no password file).
+func passwordSource(uri, password string) string {
+	if u, err := url.Parse(uri); err == nil && u.User != nil {
+		if _, inURI := u.User.Password(); inURI {
+			return "from the URI"
+		}
+	}
+	if password == "" {
+		return "not set"
+	}
+	return "from PGPASSWORD"
 }
 
 // signalConfig is the part of the Signal connector's `network` section whose decoding can fail.
