@@ -92,6 +92,14 @@ impl Source {
         }
     }
 
+    /// The spec field that asks for this source (the same on every kind), for messages.
+    pub fn spec_field(&self) -> &'static str {
+        match self {
+            Source::Provisioned(_) => "spec.createNewPostgreSQL",
+            Source::External { .. } => "spec.externalPostgreSQL.secretName",
+        }
+    }
+
     /// The Secret holding the connection and the password.
     pub fn secret_name(&self) -> String {
         match self {
@@ -151,6 +159,21 @@ impl Connection {
     /// Whether both name the same database on the same server.
     pub fn same_database(&self, host: &str, port: u16, dbname: &str) -> bool {
         self.host.eq_ignore_ascii_case(host) && self.port == port && self.dbname == dbname
+    }
+
+    /// Whether another workload's published [`Connection::info`] names this database, e.g. a
+    /// bridge's connection and its Synapse's status. Info it cannot read names nothing.
+    pub fn same_database_as(&self, info: &DatabaseConnectionInfo) -> bool {
+        let endpoint = info
+            .connection_url
+            .as_deref()
+            .and_then(|url| url.rsplit_once(':'));
+        match (endpoint, info.database_name.as_deref()) {
+            (Some((host, port)), Some(dbname)) => port
+                .parse()
+                .is_ok_and(|port| self.same_database(host, port, dbname)),
+            _ => false,
+        }
     }
 }
 
@@ -231,6 +254,23 @@ impl Readiness {
     pub fn connection(&self) -> Option<&Connection> {
         match self {
             Readiness::Ready { connection, .. } => Some(connection),
+            _ => None,
+        }
+    }
+
+    /// The status field `databaseConnectionInfo` after this outcome, `previous` being the
+    /// published one: where the database is while ready; where it was, marked NOT READY, while
+    /// it cannot be used; nothing for SQLite or a configuration file's own database.
+    pub fn connection_info(
+        &self,
+        previous: Option<DatabaseConnectionInfo>,
+    ) -> Option<DatabaseConnectionInfo> {
+        match (self, previous) {
+            (Readiness::Ready { connection, .. }, _) => Some(connection.info(true)),
+            (Readiness::NotReady(_), Some(info)) => Some(DatabaseConnectionInfo {
+                state: Some("NOT READY".to_owned()),
+                ..info
+            }),
             _ => None,
         }
     }
@@ -679,6 +719,50 @@ mod tests {
     }
 
     #[test]
+    fn published_info_is_compared_by_server_and_database() {
+        let connection = read_secret("db", Some(&secret(COMPLETE)), "f").unwrap();
+        let info = |url: &str, db: &str| DatabaseConnectionInfo {
+            connection_url: Some(url.into()),
+            database_name: Some(db.into()),
+            ..DatabaseConnectionInfo::default()
+        };
+        assert!(connection.same_database_as(&connection.info(false)));
+        assert!(connection.same_database_as(&info("DB.example.org:5432", "synapse")));
+        assert!(!connection.same_database_as(&info("db.example.org:5433", "synapse")));
+        assert!(!connection.same_database_as(&info("db.example.org:5432", "other")));
+        assert!(!connection.same_database_as(&info("other.example.org:5432", "synapse")));
+        assert!(!connection.same_database_as(&info("db.example.org", "synapse")));
+        assert!(!connection.same_database_as(&DatabaseConnectionInfo::default()));
+        let mut pairs = COMPLETE.to_vec();
+        pairs[0] = ("host", "::1");
+        let v6 = read_secret("db", Some(&secret(&pairs)), "f").unwrap();
+        assert!(v6.same_database_as(&v6.info(true)));
+    }
+
+    #[test]
+    fn connection_info_follows_readiness_and_keeps_where_it_was() {
+        let connection = read_secret("db", Some(&secret(COMPLETE)), "f").unwrap();
+        let ready = Readiness::Ready {
+            source: Source::External {
+                secret: "db".into(),
+            },
+            connection: connection.clone(),
+        };
+        let published = ready.connection_info(None).unwrap();
+        assert_eq!(published, connection.info(true));
+        assert_eq!(published.state.as_deref(), Some("READY"));
+        let not_ready = Readiness::NotReady(Problem::new("SecretNotFound", "gone".into()));
+        let faltering = not_ready.connection_info(Some(published)).unwrap();
+        assert_eq!(faltering.state.as_deref(), Some("NOT READY"));
+        assert_eq!(
+            faltering.connection_url.as_deref(),
+            Some("db.example.org:5432")
+        );
+        assert_eq!(not_ready.connection_info(None), None);
+        assert_eq!(Readiness::Sqlite.connection_info(Some(faltering)), None);
+    }
+
+    #[test]
     fn the_spec_picks_the_source() {
         let provisioned = || ProvisionedDatabase {
             cluster: "c".into(),
@@ -692,7 +776,9 @@ mod tests {
         };
         let source = Source::from_spec(false, Some(&external), provisioned).unwrap();
         assert_eq!(source.secret_name(), "ext");
+        assert_eq!(source.spec_field(), "spec.externalPostgreSQL.secretName");
         let source = Source::from_spec(true, None, provisioned).unwrap();
         assert_eq!(source.secret_name(), "c-app");
+        assert_eq!(source.spec_field(), "spec.createNewPostgreSQL");
     }
 }
