@@ -221,8 +221,10 @@ fn is_path(token: &str) -> bool {
         && rest.starts_with('.')
 }
 
-/// Whether `path` is a field of `fields` or lies inside an opaque one.
+/// Whether `path` is a field of `fields` (`[]` at its end naming the items of a list) or lies
+/// inside an opaque one.
 fn exists(fields: &BTreeMap<String, Field>, path: &str) -> bool {
+    let path = path.strip_suffix("[]").unwrap_or(path);
     fields.contains_key(path)
         || OPAQUE.iter().any(|opaque| {
             fields.contains_key(*opaque)
@@ -468,6 +470,7 @@ fn the_reader_of_the_convention_works() {
     let fields = fields_of(&kinds()[0].2);
     assert!(exists(&fields, "spec.resources.requests"));
     assert!(exists(&fields, "status.conditions[].reason"));
+    assert!(exists(&fields, "status.appServices[]"));
     assert!(!exists(&fields, "spec.nothing"));
     assert_eq!(rendered(&Value::Bool(false)), "false");
     assert_eq!(rendered(&Value::String("Retain".into())), "Retain");
