@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use e2e::charts::{Grant, Release, granted, requested, service_account_kubeconfig, template};
 use e2e::operator_process::OperatorProcess;
+use e2e::postgres::{self, Postgres};
 use e2e::{TestNamespace, wait_for};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::api::rbac::v1::Role;
@@ -25,8 +26,9 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use synapse_support::{
-    TIMEOUT, create_config_map, create_synapse, get_opt, patch_spec, restricted_namespace,
-    set_config_map_data, synapses, wait_event, wait_failed, wait_running, wait_synapse,
+    TIMEOUT, condition_state, create_config_map, create_synapse, get_opt, patch_spec, random_token,
+    restricted_namespace, set_config_map_data, synapses, wait_event, wait_failed, wait_running,
+    wait_synapse,
 };
 
 /// Granted, but not reliably used by a scenario: kube's event recorder patches an Event only
@@ -167,6 +169,63 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
         .then_some(())
     })
     .await;
+
+    // PostgreSQL through CloudNativePG (the test plays it): the Cluster created, awaited,
+    // then given its owner when the policy changes; and an external database's Secret read.
+    postgres::install_cnpg_crd(&client).await;
+    let database = Postgres::from_env().create_database("synapse", "synapse", &random_token(), "C");
+    create_synapse(
+        &api,
+        "pg",
+        json!({
+            "createNewPostgreSQL": true,
+            "homeserver": {"values": {"serverName": "pg.example.org", "reportStats": false}},
+        }),
+    )
+    .await;
+    wait_synapse(&api, "pg", "waiting for its Cluster", |s| {
+        condition_state(s, "DatabaseReady") == ("False".into(), "ClusterNotReady".into())
+    })
+    .await;
+    postgres::mark_cluster_ready(&client, &ns.name, "pg-pgsql").await;
+    postgres::create_app_secret(&client, &ns.name, "pg-pgsql", &database).await;
+    wait_running(&api, "pg").await;
+    patch_spec(&api, "pg", json!({"deletionPolicy": "Delete"})).await;
+    wait_for(TIMEOUT, "the Cluster owned by its Synapse", || async {
+        let cluster = postgres::cluster_api(&client, &ns.name)
+            .get_opt("pg-pgsql")
+            .await
+            .ok()??;
+        (!cluster
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    let app: Secret = get_opt(&client, &ns.name, "pg-pgsql-app")
+        .await
+        .expect("the app Secret");
+    let mut external = app.clone();
+    external.metadata = kube::api::ObjectMeta {
+        name: Some("external-db".into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), &ns.name)
+        .create(&PostParams::default(), &external)
+        .await
+        .expect("create the external database Secret");
+    create_synapse(
+        &api,
+        "ext",
+        json!({
+            "externalPostgreSQL": {"secretName": "external-db"},
+            "homeserver": {"values": {"serverName": "ext.example.org", "reportStats": false}},
+        }),
+    )
+    .await;
+    wait_running(&api, "ext").await;
 
     under.finish(true).await;
     e2e::pod_harness::forget_claims(&ns.name).expect("forget the claim data");
