@@ -207,14 +207,6 @@ fn database_source(synapse: &Synapse) -> Option<Source> {
     )
 }
 
-/// The spec field that asks for `source`, for messages.
-fn database_field(source: &Source) -> &'static str {
-    match source {
-        Source::Provisioned(_) => "spec.createNewPostgreSQL",
-        Source::External { .. } => "spec.externalPostgreSQL.secretName",
-    }
-}
-
 fn by_instance_label<K: Resource>(object: K) -> Option<ObjectRef<Synapse>> {
     by_label(&object, labels::INSTANCE)
 }
@@ -281,7 +273,11 @@ async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, E
         config_map: cm.as_ref(),
     });
     let resolved = resolve(&synapse.spec.homeserver, input, recorded).and_then(|config| {
-        check_database(config, input.as_ref(), source.as_ref().map(database_field))
+        check_database(
+            config,
+            input.as_ref(),
+            source.as_ref().map(Source::spec_field),
+        )
     });
 
     let mut action = Action::await_change();
@@ -316,7 +312,7 @@ async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, E
                         },
                         (&Synapse::kind(&()), &Synapse::api_version(&())),
                         ctx.field_manager,
-                        database_field(source),
+                        source.spec_field(),
                     )
                     .await?
                 }

@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
 use operator_common::database::{Problem, Readiness};
 use operator_common::rollout::Rollout;
-use synapse_types::common::{CONDITION_READY, DatabaseConnectionInfo, State};
+use synapse_types::common::{CONDITION_READY, State};
 use synapse_types::synapse::SynapseStatus;
 
 use crate::appservice::Decision;
@@ -131,15 +131,7 @@ pub fn next_status(
             },
             now,
         );
-        status.database_connection_info = match (&database, status.database_connection_info) {
-            (Readiness::Ready { connection, .. }, _) => Some(connection.info(true)),
-            // Where it was, while it cannot be used.
-            (Readiness::NotReady(_), Some(info)) => Some(DatabaseConnectionInfo {
-                state: Some("NOT READY".to_owned()),
-                ..info
-            }),
-            _ => None,
-        };
+        status.database_connection_info = database.connection_info(status.database_connection_info);
     }
     status.state = state;
     status.reason = reason;
