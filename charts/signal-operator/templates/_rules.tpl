@@ -1,7 +1,8 @@
 {{/*
 Exactly the requests the signal-operator sends, verb by verb (crates/signal-operator/src/
-controller.rs, crates/operator-common/src/bridge.rs). e2e/tests/chart_rbac.rs runs the operator
-under these rules and fails on a Forbidden and on any rule the scenarios do not use.
+controller.rs, crates/operator-common/src/bridge.rs and database.rs). e2e/tests/chart_rbac.rs
+runs the operator under these rules and fails on a Forbidden and on any rule the scenarios do not
+use.
 */}}
 {{- define "operator.rules" -}}
 # Its kind: watched; the handshake finalizer added and removed by server-side apply (read again
@@ -18,9 +19,14 @@ under these rules and fails on a Forbidden and on any rule the scenarios do not 
   resources: ["synapses"]
   verbs: ["get", "list", "watch", "patch"]
 # The registration, config and generated-keys Secrets and the data PVC: created once, then
-# applied or patched.
+# applied or patched. Database Secrets (the user's or CloudNativePG's): read and watched.
 - apiGroups: [""]
   resources: ["secrets", "persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# The CloudNativePG Cluster of createNewPostgreSQL: created once, then its labels and owner
+# patched; watched for readiness.
+- apiGroups: ["postgresql.cnpg.io"]
+  resources: ["clusters"]
   verbs: ["get", "list", "watch", "create", "patch"]
 # Applied by server-side apply; an apply that creates the object needs create as well.
 - apiGroups: [""]

@@ -8,14 +8,19 @@
 //!
 //! Owned keys: `homeserver.address`, `.domain` and `.software` (from `Synapse.status`),
 //! `appservice.address` (the bridge's Service), `.hostname`, `.port`, `.id` and the tokens, and
-//! `database` unless the user's file names a PostgreSQL database of its own. The generated
+//! `database` (SQLite, or the PostgreSQL database the operator was given) unless the user's file
+//! names a PostgreSQL database of its own. A config is made in two steps: [`default_config`] or
+//! [`user_config`] check it and set the rest, telling whether the file has its own database;
+//! [`Prepared::finish`] then writes the database section the operator chose. The generated
 //! secrets (`encryption.pickle_key`, `provisioning.shared_secret`, `public_media.signing_key`,
 //! `direct_media.server_key`) are the operator's unless the user's file sets its own.
 
 use std::fmt;
 
+use operator_common::database::Connection;
 use serde_yaml::{Mapping, Value};
 
+use crate::database::{POSTGRES_TYPE, postgres_uri};
 use crate::keys::Keys;
 use crate::legacy::{self, Migration};
 use crate::registration::{RegistrationInput, UsernameTemplate};
@@ -94,10 +99,80 @@ pub struct Owned<'a> {
 /// Who runs the bridge's database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Database {
-    /// SQLite on the bridge's data volume.
+    /// The operator: SQLite on the bridge's data volume, or the PostgreSQL database it was given.
     Managed,
     /// The PostgreSQL database the user's file names.
     User,
+}
+
+/// The `database` section the operator writes when the file names no database of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperatorDatabase<'a> {
+    /// SQLite on the bridge's data volume.
+    Sqlite,
+    /// A PostgreSQL database, reached without a password in the file (`PGPASSWORD`).
+    Postgres(&'a Connection),
+}
+
+/// A config the bridge accepts, with every owned key set but `database`.
+#[derive(Clone, PartialEq)]
+pub struct Prepared {
+    root: Mapping,
+    bot_username: String,
+    username_template: UsernameTemplate,
+    ephemeral_events: bool,
+    msc3202: bool,
+    msc4190: bool,
+    database: Database,
+    migration: Option<Migration>,
+}
+
+impl fmt::Debug for Prepared {
+    // The mapping holds the tokens: it never reaches a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("database", &self.database)
+            .field("migration", &self.migration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Whether the file names a PostgreSQL database of its own.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// The config with the operator's `database` section. A file with a database of its own
+    /// keeps it whatever `database` says: the controller never combines the two.
+    pub fn finish(self, database: OperatorDatabase<'_>) -> BridgeConfig {
+        let mut root = self.root;
+        if self.database == Database::Managed {
+            let (kind, uri) = match database {
+                OperatorDatabase::Sqlite => (SQLITE_TYPE, SQLITE_URI.to_owned()),
+                OperatorDatabase::Postgres(connection) => (POSTGRES_TYPE, postgres_uri(connection)),
+            };
+            let mut section = Mapping::new();
+            section.insert(string("type"), string(kind));
+            section.insert(string("uri"), string(uri));
+            set(&mut root, &["database"], Value::Mapping(section));
+        }
+        let body = serde_yaml::to_string(&Value::Mapping(root))
+            .expect("a mapping of YAML values serialises");
+        BridgeConfig {
+            file: format!(
+                "# mautrix-signal configuration written by the signal-operator. Do not edit: it is\n\
+                 # rewritten from the MautrixSignal (and its spec.configMap) at every change.\n{body}"
+            ),
+            bot_username: self.bot_username,
+            username_template: self.username_template,
+            ephemeral_events: self.ephemeral_events,
+            msc3202: self.msc3202,
+            msc4190: self.msc4190,
+            database: self.database,
+            migration: self.migration,
+        }
+    }
 }
 
 /// A config the bridge accepts, and what the registration is made from.
@@ -199,12 +274,12 @@ pub enum ConfigProblem {
 }
 
 /// The config when the user gave no file.
-pub fn default_config(owned: &Owned<'_>) -> Result<BridgeConfig, ConfigProblem> {
-    finish(Mapping::new(), owned, None)
+pub fn default_config(owned: &Owned<'_>) -> Result<Prepared, ConfigProblem> {
+    prepare(Mapping::new(), owned, None)
 }
 
 /// The config made from the user's `config.yaml`, migrated first if it is a legacy file.
-pub fn user_config(file: &str, owned: &Owned<'_>) -> Result<BridgeConfig, ConfigProblem> {
+pub fn user_config(file: &str, owned: &Owned<'_>) -> Result<Prepared, ConfigProblem> {
     let root = match serde_yaml::from_str::<Value>(file) {
         Err(e) => return Err(ConfigProblem::Yaml(e.to_string())),
         Ok(Value::Mapping(root)) => root,
@@ -212,10 +287,10 @@ pub fn user_config(file: &str, owned: &Owned<'_>) -> Result<BridgeConfig, Config
         Ok(other) => return Err(ConfigProblem::NotAMapping(kind_of(&other))),
     };
     match legacy::detect(&root) {
-        None => finish(root, owned, None),
+        None => prepare(root, owned, None),
         Some(format) => {
             let (migrated, migration) = legacy::migrate(&root, format)?;
-            finish(migrated, owned, Some(migration))
+            prepare(migrated, owned, Some(migration))
         }
     }
 }
@@ -233,12 +308,12 @@ pub fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Checks a bridgev2-format mapping, sets the owned keys and renders it.
-fn finish(
+/// Checks a bridgev2-format mapping and sets the owned keys but `database`.
+fn prepare(
     mut root: Mapping,
     owned: &Owned<'_>,
     migration: Option<Migration>,
-) -> Result<BridgeConfig, ConfigProblem> {
+) -> Result<Prepared, ConfigProblem> {
     if owned.domain == EXAMPLE_DOMAIN {
         return Err(ConfigProblem::ExampleDomain);
     }
@@ -360,12 +435,6 @@ fn finish(
         &["bridge", "permissions"],
         Value::Mapping(permissions),
     );
-    if database == Database::Managed {
-        let mut section = Mapping::new();
-        section.insert(string("type"), string(SQLITE_TYPE));
-        section.insert(string("uri"), string(SQLITE_URI));
-        set(&mut root, &["database"], Value::Mapping(section));
-    }
     for (path, generated, users_own) in secrets {
         if !users_own {
             set(&mut root, path, string(generated));
@@ -375,13 +444,8 @@ fn finish(
         set(&mut root, &["logging"], default_logging());
     }
 
-    let body =
-        serde_yaml::to_string(&Value::Mapping(root)).expect("a mapping of YAML values serialises");
-    Ok(BridgeConfig {
-        file: format!(
-            "# mautrix-signal configuration written by the signal-operator. Do not edit: it is\n\
-             # rewritten from the MautrixSignal (and its spec.configMap) at every change.\n{body}"
-        ),
+    Ok(Prepared {
+        root,
         bot_username,
         username_template,
         ephemeral_events,
@@ -480,6 +544,11 @@ pub(crate) mod tests {
         }
     }
 
+    /// The config with the operator's SQLite database.
+    fn sqlite(prepared: Result<Prepared, ConfigProblem>) -> BridgeConfig {
+        prepared.unwrap().finish(OperatorDatabase::Sqlite)
+    }
+
     fn parsed(config: &BridgeConfig) -> Value {
         serde_yaml::from_str(&config.file).unwrap()
     }
@@ -493,7 +562,7 @@ pub(crate) mod tests {
     fn default_config_has_every_owned_key_and_nothing_the_bridge_refuses() {
         let keys = keys();
         let admins = vec!["@alice:matrix.example.org".to_owned()];
-        let config = default_config(&owned(&keys, &admins)).unwrap();
+        let config = sqlite(default_config(&owned(&keys, &admins)));
         let doc = parsed(&config);
         for (path, want) in [
             ("homeserver.address", "http://hs.ns.svc:8008"),
@@ -545,7 +614,7 @@ pub(crate) mod tests {
         // Stable: the same inputs give the same bytes, so a steady state writes nothing.
         assert_eq!(
             config.file,
-            default_config(&owned(&keys, &admins)).unwrap().file
+            sqlite(default_config(&owned(&keys, &admins))).file
         );
         assert!(!format!("{config:?}").contains("as-token-value"));
     }
@@ -553,7 +622,7 @@ pub(crate) mod tests {
     #[test]
     fn without_admins_the_domain_entry_still_configures_permissions() {
         let keys = keys();
-        let config = default_config(&owned(&keys, &[])).unwrap();
+        let config = sqlite(default_config(&owned(&keys, &[])));
         let doc = parsed(&config);
         assert_eq!(
             at(&doc, "bridge.permissions").as_mapping().unwrap().len(),
@@ -617,7 +686,7 @@ logging:
     fn a_modern_file_keeps_its_keys_and_gets_the_owned_ones() {
         let keys = keys();
         let admins = vec!["@alice:matrix.example.org".to_owned()];
-        let config = user_config(MODERN, &owned(&keys, &admins)).unwrap();
+        let config = sqlite(user_config(MODERN, &owned(&keys, &admins)));
         let doc = parsed(&config);
         // Owned.
         for (path, want) in [
@@ -683,7 +752,7 @@ logging:
             "database:\n  type: sqlite3-fk-wal\n  uri: file:/data/x.db\n",
             "homeserver: {}\n",
         ] {
-            let config = user_config(database, &owned(&keys, &[])).unwrap();
+            let config = sqlite(user_config(database, &owned(&keys, &[])));
             let doc = parsed(&config);
             assert_eq!(config.database, Database::Managed, "{database}");
             assert_eq!(at(&doc, "database.uri").as_str(), Some(SQLITE_URI));
@@ -764,7 +833,7 @@ logging:
             user_config(file, &owned(&keys, &[])).unwrap_err(),
             ConfigProblem::PermissionsOnlyExamples
         );
-        let config = user_config(file, &owned(&keys, &admins)).unwrap();
+        let config = sqlite(user_config(file, &owned(&keys, &admins)));
         let doc = parsed(&config);
         assert_eq!(
             at(&doc, "bridge.permissions").as_mapping().unwrap().len(),
@@ -777,5 +846,44 @@ logging:
         let keys = keys();
         let file = "bridge:\n  permissions:\n    '*': 5\n    matrix.example.org: {commands: true, login: true}\n    '@x:matrix.example.org': ADMIN\n";
         assert!(user_config(file, &owned(&keys, &[])).is_ok());
+    }
+
+    #[test]
+    fn a_postgresql_database_given_to_the_operator_replaces_sqlite_without_its_password() {
+        let keys = keys();
+        let connection = crate::database::tests::connection(&[("sslmode", "disable")]);
+        for prepared in [
+            default_config(&owned(&keys, &[])).unwrap(),
+            // A file whose database is SQLite or the example gets the operator's too.
+            user_config(
+                "database:\n  type: sqlite3-fk-wal\n  uri: file:/data/x.db\n  max_open_conns: 5\n",
+                &owned(&keys, &[]),
+            )
+            .unwrap(),
+        ] {
+            assert_eq!(prepared.database(), &Database::Managed);
+            let config = prepared.finish(OperatorDatabase::Postgres(&connection));
+            let doc = parsed(&config);
+            assert_eq!(at(&doc, "database.type").as_str(), Some("postgres"));
+            assert_eq!(
+                at(&doc, "database.uri").as_str(),
+                Some("postgres://signal@pg.db.svc:5432/signal?sslmode=disable")
+            );
+            assert_eq!(at(&doc, "database").as_mapping().unwrap().len(), 2);
+            assert!(!config.file.contains("pw-never-shown"), "{}", config.file);
+        }
+    }
+
+    #[test]
+    fn a_file_with_its_own_postgresql_database_keeps_it() {
+        let keys = keys();
+        let prepared = user_config(MODERN, &owned(&keys, &[])).unwrap();
+        assert_eq!(prepared.database(), &Database::User);
+        let connection = crate::database::tests::connection(&[]);
+        let config = prepared.finish(OperatorDatabase::Postgres(&connection));
+        assert_eq!(
+            at(&parsed(&config), "database.uri").as_str(),
+            Some("postgres://signal:pw@db.example.org/signal?sslmode=require")
+        );
     }
 }

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt as _};
 use operator_common::apply::{ApplyError, apply, apply_if_changed, apply_status};
@@ -21,6 +21,7 @@ use operator_common::bridge::{
     has_finalizer, registration_state, remove_finalizer, synapse_name,
 };
 use operator_common::controller::{ReconcileError, run_controller};
+use operator_common::database::{self, Readiness, cluster_resource};
 use operator_common::events::Events;
 use operator_common::labels::AppLabels;
 use operator_common::random::RandomError;
@@ -33,10 +34,13 @@ use synapse_types::contract::{
 };
 use synapse_types::{DeletionPolicy, MautrixSignal, Synapse};
 
-use crate::config::{CONFIG_MAP_KEY, Owned, default_config, user_config};
+use crate::config::{
+    CONFIG_MAP_KEY, Database, OperatorDatabase, Owned, Prepared, default_config, user_config,
+};
+use crate::database::{shared_with_synapse, source as database_source};
 use crate::keys::{IncompleteKeys, Keys, complete};
 use crate::registration::render_registration;
-use crate::status::{ConfigSource, Outcome, Problem, next_status, notices};
+use crate::status::{ConfigSource, Outcome, Problem, Running, next_status, notices};
 use crate::workload::{
     BridgeWorkload, DEFAULT_IMAGE, DEFAULT_STORAGE_SIZE, bridge_deployment, bridge_service,
     data_claim, names, secret,
@@ -73,6 +77,8 @@ pub enum Error {
     Keys(#[from] IncompleteKeys),
     #[error(transparent)]
     Bridge(#[from] BridgeError),
+    #[error(transparent)]
+    Database(#[from] database::ApiError),
 }
 
 impl ReconcileError for Error {
@@ -84,6 +90,7 @@ impl ReconcileError for Error {
             Error::Apply(_) => "apply",
             Error::Random(_) | Error::Keys(_) => "keys",
             Error::Bridge(_) => "handshake",
+            Error::Database(_) => "database",
         }
     }
 }
@@ -108,24 +115,34 @@ pub async fn run(runtime: Runtime) {
         runtime.api::<PersistentVolumeClaim>(),
     );
     let (synapses, config_maps) = (runtime.api::<Synapse>(), runtime.api::<ConfigMap>());
+    let clusters = runtime.dynamic_api(&cluster_resource());
+    let field_manager = runtime.field_manager;
     run_controller(
         &runtime,
         move |controller: Controller<MautrixSignal>| {
             let bridges = controller.store();
-            let bridges_too = bridges.clone();
+            let (for_secrets, for_config_maps) = (bridges.clone(), bridges.clone());
             controller
                 .owns(deployments, managed.clone())
                 .owns(services, managed.clone())
-                // The keys Secret and the PVC carry no owner reference when retained: map them
-                // (and the owned Secrets) back through their instance label.
-                .watches(secrets, managed.clone(), by_instance_label)
-                .watches(claims, managed, by_instance_label)
+                // One watch of all Secrets: ours (the keys Secret carries no owner reference
+                // when retained, so all are mapped back through their instance label) and the
+                // database Secrets, the user's or CloudNativePG's, found by name.
+                .watches(
+                    secrets,
+                    watcher::Config::default(),
+                    move |secret: Secret| secret_triggers(&for_secrets, field_manager, &secret),
+                )
+                .watches(claims, managed.clone(), by_instance_label)
+                // A missing CloudNativePG CRD makes this watch fail and back off; the bridges
+                // that need it look again on their own (database::CRD_RETRY).
+                .watches_with(clusters, cluster_resource(), managed, by_instance_label)
                 // A Synapse appearing, changing status or going away concerns its bridges.
                 .watches(synapses, watcher::Config::default(), move |synapse| {
                     bridges_of_synapse(&bridges, &synapse)
                 })
                 .watches(config_maps, watcher::Config::default(), move |cm| {
-                    bridges_of_config_map(&bridges_too, &cm)
+                    bridges_of_config_map(&for_config_maps, &cm)
                 })
         },
         reconcile,
@@ -138,6 +155,33 @@ fn by_instance_label<K: Resource>(object: K) -> Option<ObjectRef<MautrixSignal>>
     let meta = object.meta();
     let name = meta.labels.as_ref()?.get(labels::INSTANCE)?;
     Some(ObjectRef::new(name).within(meta.namespace.as_deref()?))
+}
+
+/// The bridges a Secret matters to: the one it belongs to when it is ours, and those whose
+/// database Secret it is.
+fn secret_triggers(
+    bridges: &Store<MautrixSignal>,
+    field_manager: &str,
+    secret: &Secret,
+) -> Vec<ObjectRef<MautrixSignal>> {
+    let managed_by = secret.labels().get(labels::MANAGED_BY).map(String::as_str);
+    let mut found: Vec<ObjectRef<MautrixSignal>> = Vec::new();
+    if managed_by == Some(field_manager) {
+        found.extend(by_instance_label(secret.clone()));
+    }
+    let (Some(name), Some(namespace)) = (secret.metadata.name.as_deref(), secret.namespace())
+    else {
+        return found;
+    };
+    found.extend(
+        bridges
+            .state()
+            .iter()
+            .filter(|bridge| bridge.namespace().as_deref() == Some(namespace.as_str()))
+            .filter(|bridge| database_source(bridge).is_some_and(|s| s.secret_name() == name))
+            .map(|bridge| ObjectRef::from_obj(bridge.as_ref())),
+    );
+    found
 }
 
 async fn reconcile(bridge: Arc<MautrixSignal>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -175,6 +219,16 @@ async fn reconcile(bridge: Arc<MautrixSignal>, ctx: Arc<Context>) -> Result<Acti
         &ctx,
     )
     .await?;
+    // What cannot be watched (a CRD not yet installed) is looked at again after a while.
+    let action = match &outcome {
+        Outcome::WaitingForDatabase {
+            database: Readiness::NotReady(problem),
+            ..
+        } => problem
+            .retry_after
+            .map_or_else(Action::await_change, Action::requeue),
+        _ => Action::await_change(),
+    };
     let next = next_status(
         bridge.status.as_ref(),
         bridge.metadata.generation,
@@ -187,9 +241,19 @@ async fn reconcile(bridge: Arc<MautrixSignal>, ctx: Arc<Context>) -> Result<Acti
             .publish(bridge.as_ref(), notices(bridge.status.as_ref(), &next))
             .await;
         let api = Api::<MautrixSignal>::namespaced(ctx.client.clone(), &namespace);
-        apply_status(&api, ctx.field_manager, &name, &next).await?;
+        match apply_status(&api, ctx.field_manager, &name, &next).await {
+            // Deleted meanwhile (a bridge never deployed has no finalizer to hold it): there is
+            // nothing left to report on.
+            Err(ApplyError::Api {
+                error: kube::Error::Api(status),
+                ..
+            }) if status.is_not_found() => {}
+            result => {
+                result?;
+            }
+        }
     }
-    Ok(Action::await_change())
+    Ok(action)
 }
 
 /// The user's config file, or why it cannot be read; `None` without `spec.configMap`.
@@ -304,20 +368,48 @@ async fn converge(
         keys: &keys,
         admins: &bridge.spec.admins,
     };
-    let (source, rendered) = match &input {
+    let (origin, rendered) = match &input {
         None => (ConfigSource::Default, default_config(&owned)),
-        Some((source, file)) => (source.clone(), user_config(file, &owned)),
+        Some((origin, file)) => (origin.clone(), user_config(file, &owned)),
     };
-    let config = match rendered {
-        Ok(config) => config,
+    let prepared = match rendered {
+        Ok(prepared) => prepared,
         Err(error) => {
-            let problem = Problem::InvalidConfig {
-                origin: source,
-                error,
-            };
+            let problem = Problem::InvalidConfig { origin, error };
             return Ok((Outcome::Problem(problem), server_name));
         }
     };
+    let cluster_meta = || meta(names::database_cluster(&name), "database", !retained);
+    let database = match observe_database(
+        bridge,
+        namespace,
+        &synapse,
+        &origin,
+        &prepared,
+        cluster_meta,
+        ctx,
+    )
+    .await?
+    {
+        Ok(database) => database,
+        Err(problem) => return Ok((Outcome::Problem(problem), server_name)),
+    };
+    if let Readiness::NotReady(_) = database {
+        // Not started against a database it cannot use; one already running stays as it is.
+        let running = deployed(namespace, &name, &synapse, registration_secret, ctx).await?;
+        return Ok((
+            Outcome::WaitingForDatabase {
+                synapse: synapse_name,
+                database,
+                running,
+            },
+            server_name,
+        ));
+    }
+    let config = prepared.finish(match database.connection() {
+        Some(connection) => OperatorDatabase::Postgres(connection),
+        None => OperatorDatabase::Sqlite,
+    });
     let registration = render_registration(&config.registration_input(&owned));
 
     // A bridge moved to another Synapse leaves the one it was announced to.
@@ -367,6 +459,10 @@ async fn converge(
     .await?;
 
     let selector = app_labels("bridge").selector();
+    // The password is not mounted but read from PGPASSWORD at start: its rotation must roll the
+    // pod too.
+    let mut hashed = vec![config.file.as_bytes(), registration.as_bytes()];
+    hashed.extend(database.connection().map(|c| &c.password_fingerprint[..]));
     let workload = BridgeWorkload {
         image: bridge
             .spec
@@ -376,7 +472,11 @@ async fn converge(
         config_secret: names::config_secret(&name),
         registration_secret: names::registration_secret(&name),
         data_claim: names::data_claim(&name),
-        config_hash: files_hash(&[config.file.as_bytes(), registration.as_bytes()]),
+        config_hash: files_hash(&hashed),
+        env: database
+            .connection()
+            .map(|c| vec![c.password_env()])
+            .unwrap_or_default(),
     };
     let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), namespace);
     let existing = deployments
@@ -403,11 +503,7 @@ async fn converge(
     add_finalizer(&bridges, bridge, ctx.field_manager).await?;
     announcement.announce(&synapses, &synapse).await?;
 
-    let source = AppServiceSource {
-        kind: BridgeKind::MautrixSignal.kind().to_owned(),
-        namespace: namespace.to_owned(),
-        name: name.clone(),
-    };
+    let source = app_service_source(namespace, &name);
     let content_hash = registration_content_hash(registration.as_bytes());
     Ok((
         Outcome::Applied {
@@ -415,9 +511,96 @@ async fn converge(
             registration: registration_state(&synapse, &source, &content_hash),
             rollout: rollout(&deployment),
             migration: config.migration,
+            database,
         },
         server_name,
     ))
+}
+
+/// Where the bridge's database stands: SQLite, the user's file's own, or the PostgreSQL of the
+/// spec (the Cluster created once, the Secret read), never the Synapse's. `Err`: the user's file
+/// and the spec both name one.
+async fn observe_database(
+    bridge: &MautrixSignal,
+    namespace: &str,
+    synapse: &Synapse,
+    origin: &ConfigSource,
+    prepared: &Prepared,
+    cluster_meta: impl FnOnce() -> ObjectMeta,
+    ctx: &Context,
+) -> Result<Result<Readiness, Problem>, Error> {
+    let own = *prepared.database() == Database::User;
+    let source = match (database_source(bridge), own) {
+        (None, true) => return Ok(Ok(Readiness::OwnConfiguration)),
+        (None, false) => return Ok(Ok(Readiness::Sqlite)),
+        (Some(source), true) => {
+            return Ok(Err(Problem::DatabaseConflict {
+                origin: origin.clone(),
+                field: source.spec_field(),
+            }));
+        }
+        (Some(source), false) => source,
+    };
+    let readiness = database::observe(
+        &ctx.client,
+        namespace,
+        &source,
+        cluster_meta,
+        (&MautrixSignal::kind(&()), &MautrixSignal::api_version(&())),
+        ctx.field_manager,
+        source.spec_field(),
+    )
+    .await?;
+    let synapse_database = synapse
+        .status
+        .as_ref()
+        .and_then(|s| s.database_connection_info.as_ref());
+    if let Some(connection) = readiness.connection()
+        && let Err(problem) = shared_with_synapse(connection, &synapse.name_any(), synapse_database)
+    {
+        return Ok(Ok(Readiness::NotReady(problem)));
+    }
+    Ok(Ok(readiness))
+}
+
+/// The bridge deployed earlier, if any: how its rollout stands and whether the registration it
+/// announced (the stored one) is live.
+async fn deployed(
+    namespace: &str,
+    name: &str,
+    synapse: &Synapse,
+    registration_secret: Option<&Secret>,
+    ctx: &Context,
+) -> Result<Option<Running>, Error> {
+    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(&names::workload(name))
+        .await
+        .map_err(|source| read_error("the Deployment", source))?;
+    let Some(deployment) = deployment else {
+        return Ok(None);
+    };
+    let stored = registration_secret
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(REGISTRATION_SECRET_KEY))
+        .map(|file| file.0.as_slice())
+        .unwrap_or_default();
+    Ok(Some(Running {
+        rollout: rollout(&deployment),
+        registration: registration_state(
+            synapse,
+            &app_service_source(namespace, name),
+            &registration_content_hash(stored),
+        ),
+    }))
+}
+
+/// How the Synapse's status names this bridge's registration.
+fn app_service_source(namespace: &str, name: &str) -> AppServiceSource {
+    AppServiceSource {
+        kind: BridgeKind::MautrixSignal.kind().to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
 }
 
 /// SHA-256 over the files the pod mounts: a change in any of them changes the pod template and

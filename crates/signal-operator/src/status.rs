@@ -4,10 +4,13 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, reasons};
 use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
+use operator_common::database::{self, Readiness};
 use operator_common::events::{Notice, condition_notices};
 use operator_common::rollout::Rollout;
 use synapse_types::MautrixSignalStatus;
-use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED, State};
+use synapse_types::common::{
+    CONDITION_DATABASE_READY, CONDITION_READY, CONDITION_REGISTERED, State,
+};
 use synapse_types::mautrix_signal::MautrixSignalSynapseStatus;
 
 use crate::config::{CONFIG_MAP_KEY, ConfigProblem};
@@ -59,6 +62,14 @@ pub enum Problem {
         origin: ConfigSource,
         error: ConfigProblem,
     },
+    #[error(
+        "{origin} names a PostgreSQL database of its own and {field} asks the operator for \
+         another: remove one of them (the bridge is not deployed or changed meanwhile)"
+    )]
+    DatabaseConflict {
+        origin: ConfigSource,
+        field: &'static str,
+    },
 }
 
 impl Problem {
@@ -73,9 +84,26 @@ impl Problem {
                 ..
             } => "UnsupportedServerName",
             Problem::InvalidConfig { .. } => "InvalidConfig",
+            Problem::DatabaseConflict { .. } => REASON_DATABASE_CONFLICT,
         }
     }
+
+    /// The `DatabaseReady` outcome this problem stands for, if it is about the database.
+    fn database(&self) -> Option<Readiness> {
+        matches!(self, Problem::DatabaseConflict { .. }).then(|| {
+            Readiness::NotReady(database::Problem {
+                reason: self.reason(),
+                message: self.to_string(),
+                retry_after: None,
+            })
+        })
+    }
 }
+
+/// Reason of a user's own database combined with one the operator was asked for.
+pub const REASON_DATABASE_CONFLICT: &str = "DatabaseConflict";
+/// Ready and Registered while a bridge never started waits for its database.
+pub const REASON_DATABASE_NOT_READY: &str = "DatabaseNotReady";
 
 /// What the reconciliation arrived at.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,6 +115,14 @@ pub enum Outcome {
     /// The Synapse has not published its server name and client URL yet, which the config and
     /// the registration are made from: nothing is deployed yet.
     SynapseNotReady { synapse: String },
+    /// The PostgreSQL database cannot be used (`database` is [`Readiness::NotReady`]): nothing
+    /// was applied. A bridge started earlier keeps running as it was: `running` says how it
+    /// stands.
+    WaitingForDatabase {
+        synapse: String,
+        database: Readiness,
+        running: Option<Running>,
+    },
     /// Everything is applied and announced.
     Applied {
         synapse: String,
@@ -94,7 +130,28 @@ pub enum Outcome {
         rollout: Rollout,
         /// Set when the user's file was a legacy one.
         migration: Option<Migration>,
+        database: Readiness,
     },
+}
+
+/// A bridge deployed before: its rollout and the state of the registration it announced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Running {
+    pub rollout: Rollout,
+    pub registration: RegistrationState,
+}
+
+impl Outcome {
+    /// What this outcome says about the database, if anything.
+    fn database(&self) -> Option<Readiness> {
+        match self {
+            Outcome::Problem(problem) => problem.database(),
+            Outcome::WaitingForDatabase { database, .. } | Outcome::Applied { database, .. } => {
+                Some(database.clone())
+            }
+            Outcome::SynapseNotFound { .. } | Outcome::SynapseNotReady { .. } => None,
+        }
+    }
 }
 
 /// One condition's content.
@@ -114,7 +171,9 @@ impl Verdict {
     }
 }
 
-/// Reasons that need the user to act: `FAILED`, and a Warning Event.
+/// Reasons that need the user to act: `FAILED` (on Ready or Registered), and a Warning Event.
+/// The database's own reasons only ever stand on `DatabaseReady`, next to Ready's
+/// `DatabaseNotReady` (waiting) or the running bridge's state.
 fn is_failure(reason: &str) -> bool {
     [
         reasons::CROSS_NAMESPACE_SYNAPSE,
@@ -125,6 +184,12 @@ fn is_failure(reason: &str) -> bool {
         "InvalidConfig",
         "UnsupportedServerName",
         "RolloutFailed",
+        REASON_DATABASE_CONFLICT,
+        "CloudNativePGMissing",
+        "SecretNotFound",
+        "SecretKeyMissing",
+        "SecretInvalid",
+        "SharedWithSynapse",
     ]
     .contains(&reason)
 }
@@ -152,41 +217,70 @@ fn verdicts(outcome: &Outcome) -> (Verdict, Verdict) {
                  status; the bridge's configuration is made from them"
             ),
         ),
+        Outcome::WaitingForDatabase {
+            synapse,
+            running: Some(running),
+            ..
+        } => (
+            ready_verdict(&running.rollout),
+            registered_verdict(synapse, &running.registration),
+        ),
+        Outcome::WaitingForDatabase {
+            database,
+            running: None,
+            ..
+        } => {
+            let why = match database {
+                Readiness::NotReady(problem) => problem.message.as_str(),
+                _ => "see the DatabaseReady condition",
+            };
+            both(
+                REASON_DATABASE_NOT_READY,
+                format!("mautrix-signal waits for its database: {why}"),
+            )
+        }
         Outcome::Applied {
             synapse,
             registration,
             rollout,
             ..
-        } => {
-            let ready = match rollout {
-                Rollout::Ready => Verdict::new(
-                    true,
-                    "Running",
-                    "mautrix-signal is running the current configuration and its pod is ready",
-                ),
-                Rollout::Progressing(message) => {
-                    Verdict::new(false, "RollingOut", format!("mautrix-signal: {message}"))
-                }
-                Rollout::Failed(message) => Verdict::new(
-                    false,
-                    "RolloutFailed",
-                    format!(
-                        "the mautrix-signal pod did not become ready: {message}; see the pod's \
-                         events and logs"
-                    ),
-                ),
-            };
-            let registered = match registration {
-                RegistrationState::Live => Verdict::new(
-                    true,
-                    reasons::REGISTERED,
-                    format!("the registration is live on Synapse {synapse}"),
-                ),
-                RegistrationState::NotLive { reason, message } => {
-                    Verdict::new(false, reason, message.clone())
-                }
-            };
-            (ready, registered)
+        } => (
+            ready_verdict(rollout),
+            registered_verdict(synapse, registration),
+        ),
+    }
+}
+
+fn ready_verdict(rollout: &Rollout) -> Verdict {
+    match rollout {
+        Rollout::Ready => Verdict::new(
+            true,
+            "Running",
+            "mautrix-signal is running the current configuration and its pod is ready",
+        ),
+        Rollout::Progressing(message) => {
+            Verdict::new(false, "RollingOut", format!("mautrix-signal: {message}"))
+        }
+        Rollout::Failed(message) => Verdict::new(
+            false,
+            "RolloutFailed",
+            format!(
+                "the mautrix-signal pod did not become ready: {message}; see the pod's events \
+                 and logs"
+            ),
+        ),
+    }
+}
+
+fn registered_verdict(synapse: &str, registration: &RegistrationState) -> Verdict {
+    match registration {
+        RegistrationState::Live => Verdict::new(
+            true,
+            reasons::REGISTERED,
+            format!("the registration is live on Synapse {synapse}"),
+        ),
+        RegistrationState::NotLive { reason, message } => {
+            Verdict::new(false, reason, message.clone())
         }
     }
 }
@@ -254,6 +348,18 @@ pub fn next_status(
             now.clone(),
         );
     }
+    if let Some(database) = outcome.database() {
+        set_condition(
+            &mut status.conditions,
+            ConditionUpdate {
+                observed_generation: generation,
+                ..database.condition()
+            },
+            now.clone(),
+        );
+        status.database_connection_info =
+            database.connection_info(status.database_connection_info.take());
+    }
     // The migration describes the config that was applied; an unusable input changes nothing.
     if let Outcome::Applied { migration, .. } = outcome {
         match migration {
@@ -279,8 +385,8 @@ pub fn next_status(
 }
 
 /// The Events for the conditions that changed from `before` to `after`: a Warning for each
-/// problem the user must act on, a Normal one when the bridge becomes ready or registered and
-/// when a legacy config is migrated.
+/// problem the user must act on, a Normal one when the bridge becomes ready or registered, when
+/// its database becomes ready and when a legacy config is migrated.
 pub fn notices(before: Option<&MautrixSignalStatus>, after: &MautrixSignalStatus) -> Vec<Notice> {
     let before = before.map(|b| b.conditions.as_slice()).unwrap_or_default();
     condition_notices(
@@ -289,6 +395,7 @@ pub fn notices(before: Option<&MautrixSignalStatus>, after: &MautrixSignalStatus
         &[
             CONDITION_READY,
             CONDITION_REGISTERED,
+            CONDITION_DATABASE_READY,
             CONDITION_CONFIG_MIGRATED,
         ],
         is_failure,
@@ -318,6 +425,7 @@ mod tests {
             registration,
             rollout,
             migration,
+            database: Readiness::Sqlite,
         }
     }
 
@@ -364,8 +472,14 @@ mod tests {
                 .iter()
                 .map(|n| n.reason.as_str())
                 .collect::<Vec<_>>(),
-            ["Running", "Registered"]
+            ["Running", "Registered", "SQLite"]
         );
+        assert_eq!(
+            condition(&first, CONDITION_DATABASE_READY).reason,
+            "SQLite",
+            "SQLite is a ready database"
+        );
+        assert_eq!(first.database_connection_info, None);
         assert!(announced.iter().all(|n| !n.warning));
     }
 
@@ -485,5 +599,193 @@ mod tests {
         assert!(message.ends_with("Note: the database is kept"));
         m.dropped.clear();
         assert!(migration_message(&m).contains("every setting was carried over"));
+    }
+
+    fn postgres() -> operator_common::database::Connection {
+        crate::database::tests::connection(&[])
+    }
+
+    fn not_ready(reason: &'static str, message: &str) -> Readiness {
+        Readiness::NotReady(database::Problem {
+            reason,
+            message: message.into(),
+            retry_after: None,
+        })
+    }
+
+    #[test]
+    fn a_bridge_never_started_waits_for_its_database() {
+        let waiting = Outcome::WaitingForDatabase {
+            synapse: "hs".into(),
+            database: not_ready("ClusterNotReady", "the Cluster is not ready yet"),
+            running: None,
+        };
+        let status = next_status(None, Some(1), &waiting, Some("m.org"), at(10));
+        for type_ in ["Ready", "Registered"] {
+            let c = condition(&status, type_);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("False", "DatabaseNotReady")
+            );
+            assert!(
+                c.message.contains("the Cluster is not ready yet"),
+                "{}",
+                c.message
+            );
+        }
+        let db = condition(&status, CONDITION_DATABASE_READY);
+        assert_eq!(
+            (db.status.as_str(), db.reason.as_str()),
+            ("False", "ClusterNotReady")
+        );
+        assert_eq!(db.observed_generation, Some(1));
+        assert_eq!(status.state, None, "waiting, not failed");
+        assert_eq!(status.database_connection_info, None, "never connected");
+        assert!(
+            notices(None, &status).is_empty(),
+            "waiting for CloudNativePG is no problem"
+        );
+
+        let missing = Outcome::WaitingForDatabase {
+            synapse: "hs".into(),
+            database: not_ready("SecretNotFound", "Secret db does not exist"),
+            running: None,
+        };
+        let status = next_status(Some(&status), Some(1), &missing, Some("m.org"), at(20));
+        let warnings = notices(None, &status);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].warning && warnings[0].reason == "SecretNotFound");
+    }
+
+    #[test]
+    fn a_ready_database_is_published_without_the_password() {
+        let connection = postgres();
+        let database = Readiness::Ready {
+            source: operator_common::database::Source::External {
+                secret: "db".into(),
+            },
+            connection: connection.clone(),
+        };
+        let outcome = Outcome::Applied {
+            synapse: "hs".into(),
+            registration: RegistrationState::Live,
+            rollout: Rollout::Ready,
+            migration: None,
+            database,
+        };
+        let status = next_status(None, Some(1), &outcome, Some("m.org"), at(10));
+        let db = condition(&status, CONDITION_DATABASE_READY);
+        assert_eq!(
+            (db.status.as_str(), db.reason.as_str()),
+            ("True", "SecretReady")
+        );
+        let info = status.database_connection_info.clone().unwrap();
+        assert_eq!(info.connection_url.as_deref(), Some("pg.db.svc:5432"));
+        assert_eq!(info.database_name.as_deref(), Some("signal"));
+        assert_eq!(info.user.as_deref(), Some("signal"));
+        assert_eq!(info.state.as_deref(), Some("READY"));
+        assert!(
+            !serde_json::to_string(&status)
+                .unwrap()
+                .contains("pw-never-shown")
+        );
+        assert_eq!(
+            next_status(Some(&status), Some(1), &outcome, Some("m.org"), at(20)),
+            status
+        );
+
+        // The database falters: the running bridge is left as it is, only the condition says.
+        let faltering = Outcome::WaitingForDatabase {
+            synapse: "hs".into(),
+            database: not_ready("SharedWithSynapse", "Synapse hs's own database"),
+            running: Some(Running {
+                rollout: Rollout::Ready,
+                registration: RegistrationState::Live,
+            }),
+        };
+        let after = next_status(Some(&status), Some(2), &faltering, Some("m.org"), at(30));
+        assert!(is_condition_true(&after.conditions, "Ready"));
+        assert!(is_condition_true(&after.conditions, "Registered"));
+        assert_eq!(after.state, Some(State::Running));
+        let db = condition(&after, CONDITION_DATABASE_READY);
+        assert_eq!(
+            (db.status.as_str(), db.reason.as_str()),
+            ("False", "SharedWithSynapse")
+        );
+        assert_eq!(db.last_transition_time, at(30));
+        let info = after.database_connection_info.clone().unwrap();
+        assert_eq!(info.state.as_deref(), Some("NOT READY"));
+        assert_eq!(info.connection_url.as_deref(), Some("pg.db.svc:5432"));
+        let events = notices(Some(&status), &after);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].warning && events[0].reason == "SharedWithSynapse");
+    }
+
+    #[test]
+    fn an_own_database_and_one_asked_for_conflict() {
+        let problem = Problem::DatabaseConflict {
+            origin: ConfigSource::ConfigMap {
+                namespace: "ns".into(),
+                name: "cm".into(),
+            },
+            field: "spec.createNewPostgreSQL",
+        };
+        assert_eq!(problem.reason(), "DatabaseConflict");
+        let status = next_status(None, Some(1), &Outcome::Problem(problem), None, at(1));
+        for type_ in ["Ready", CONDITION_DATABASE_READY] {
+            let c = condition(&status, type_);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("False", "DatabaseConflict")
+            );
+            assert!(
+                c.message.contains("config.yaml in ConfigMap ns/cm"),
+                "{}",
+                c.message
+            );
+            assert!(
+                c.message.contains("spec.createNewPostgreSQL"),
+                "{}",
+                c.message
+            );
+        }
+        assert_eq!(status.state, Some(State::Failed));
+        let events = notices(None, &status);
+        assert_eq!(events.len(), 1, "one Warning for the one reason");
+        assert!(events[0].warning);
+
+        let own = Outcome::Applied {
+            synapse: "hs".into(),
+            registration: RegistrationState::Live,
+            rollout: Rollout::Ready,
+            migration: None,
+            database: Readiness::OwnConfiguration,
+        };
+        let fixed = next_status(Some(&status), Some(2), &own, Some("m.org"), at(2));
+        let c = condition(&fixed, CONDITION_DATABASE_READY);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "OwnConfiguration")
+        );
+        assert_eq!(fixed.database_connection_info, None);
+    }
+
+    #[test]
+    fn the_synapse_missing_leaves_the_database_condition_alone() {
+        let ready = next_status(
+            None,
+            Some(1),
+            &applied(RegistrationState::Live, Rollout::Ready, None),
+            Some("m.org"),
+            at(1),
+        );
+        let gone = Outcome::SynapseNotFound {
+            synapse: "hs".into(),
+        };
+        let after = next_status(Some(&ready), Some(1), &gone, None, at(2));
+        assert_eq!(
+            condition(&after, CONDITION_DATABASE_READY),
+            condition(&ready, CONDITION_DATABASE_READY)
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, KeyToPath, ProjectedVolumeSource, ResourceRequirements, Secret, SecretProjection,
-    Service, Volume, VolumeProjection,
+    Container, EnvVar, KeyToPath, ProjectedVolumeSource, ResourceRequirements, Secret,
+    SecretProjection, Service, Volume, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -71,6 +71,11 @@ pub mod names {
         format!("{bridge}-mautrix-signal-data")
     }
 
+    /// The CloudNativePG Cluster of `createNewPostgreSQL`.
+    pub fn database_cluster(bridge: &str) -> String {
+        format!("{bridge}-mautrix-signal-pgsql")
+    }
+
     /// The URL Synapse sends the bridge's transactions to: its Service.
     pub fn service_url(bridge: &str, namespace: &str) -> String {
         format!("http://{}.{namespace}.svc:{PORT}", workload(bridge))
@@ -97,8 +102,10 @@ pub struct BridgeWorkload {
     pub config_secret: String,
     pub registration_secret: String,
     pub data_claim: String,
-    /// Hash of the mounted files.
+    /// Hash of the mounted files and of the database password.
     pub config_hash: String,
+    /// The container's environment: `PGPASSWORD` from the database Secret, with PostgreSQL.
+    pub env: Vec<EnvVar>,
 }
 
 /// The container's command: the bridge with the mounted config and registration, and `-n` so
@@ -141,6 +148,7 @@ pub fn bridge_deployment(
         image: Some(workload.image.clone()),
         command: Some(command()),
         working_dir: Some(DATA_DIR.into()),
+        env: (!workload.env.is_empty()).then(|| workload.env.clone()),
         ports: Some(vec![named_container_port(PORT_NAME, PORT)]),
         // The first start migrates the database: give it up to five minutes.
         startup_probe: Some(probe(LIVE_PATH, 5, 60)),
@@ -210,6 +218,7 @@ mod tests {
             registration_secret: names::registration_secret("sig"),
             data_claim: names::data_claim("sig"),
             config_hash: "abc".into(),
+            env: Vec::new(),
         }
     }
 
@@ -227,6 +236,7 @@ mod tests {
         assert_eq!(names::config_secret("sig"), "sig-mautrix-signal-config");
         assert_eq!(names::keys_secret("sig"), "sig-mautrix-signal-keys");
         assert_eq!(names::data_claim("sig"), "sig-mautrix-signal-data");
+        assert_eq!(names::database_cluster("sig"), "sig-mautrix-signal-pgsql");
         assert_eq!(
             names::service_url("sig", "ns"),
             "http://sig-mautrix-signal.ns.svc:29328"
@@ -264,6 +274,8 @@ mod tests {
         );
         let c = &pod.containers[0];
         assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
+        // No environment without PostgreSQL: left unset, as the API server stores it.
+        assert_eq!(c.env, None);
         assert_eq!(c.working_dir.as_deref(), Some("/data"));
         assert!(c.security_context.is_some());
         assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 29328);
@@ -316,5 +328,28 @@ mod tests {
         let s = bridge_service(ObjectMeta::default(), selector());
         let port = &s.spec.unwrap().ports.unwrap()[0];
         assert_eq!(port.port, 29328);
+    }
+
+    #[test]
+    fn the_database_password_reaches_the_container_only_from_its_secret() {
+        let env = EnvVar {
+            name: "PGPASSWORD".into(),
+            value_from: Some(k8s_openapi::api::core::v1::EnvVarSource {
+                secret_key_ref: Some(k8s_openapi::api::core::v1::SecretKeySelector {
+                    name: "db".into(),
+                    key: "password".into(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+            value: None,
+        };
+        let with_database = BridgeWorkload {
+            env: vec![env.clone()],
+            ..workload()
+        };
+        let d = bridge_deployment(ObjectMeta::default(), selector(), &with_database);
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.containers[0].env, Some(vec![env]));
     }
 }

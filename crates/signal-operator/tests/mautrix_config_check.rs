@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use signal_operator::config::{Owned, default_config, user_config};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use operator_common::database::read_secret;
+use signal_operator::config::{
+    BridgeConfig, ConfigProblem, OperatorDatabase, Owned, Prepared, default_config, user_config,
+};
 use signal_operator::keys::{Keys, complete};
 
 fn repo_root() -> PathBuf {
@@ -51,6 +56,11 @@ fn checker() -> &'static Path {
 /// Runs the checker on `file` in a directory of its own (a file log writer with a relative
 /// path writes there). Returns its output.
 fn check(label: &str, file: &str) -> Output {
+    run_checker(label, file, &[], &[])
+}
+
+/// [`check`] with more arguments and environment variables.
+fn run_checker(label: &str, file: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("mautrix-config-check-runs")
         .join(label);
@@ -60,6 +70,9 @@ fn check(label: &str, file: &str) -> Output {
     let output = Command::new(checker())
         .current_dir(&dir)
         .args(["-c", "config.yaml", "-r", "registration.yaml"])
+        .args(args)
+        .env_remove("PGPASSWORD")
+        .envs(env.iter().copied())
         .output()
         .expect("run the config checker");
     // The file is the bridge's to read only (-n): the checker never rewrites it.
@@ -114,6 +127,11 @@ fn owned<'a>(keys: &'a Keys, admins: &'a [String]) -> Owned<'a> {
     }
 }
 
+/// The config with the operator's SQLite database.
+fn sqlite(prepared: Result<Prepared, ConfigProblem>) -> BridgeConfig {
+    prepared.unwrap().finish(OperatorDatabase::Sqlite)
+}
+
 fn fixture(name: &str) -> String {
     let path = repo_root().join("e2e/testdata/signal").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
@@ -124,25 +142,28 @@ fn every_rendered_config_passes_the_bridge_frameworks_checks() {
     let keys = keys();
     let admins = vec!["@alice:matrix.example.org".to_owned()];
 
-    let default = default_config(&owned(&keys, &[])).unwrap();
+    let default = sqlite(default_config(&owned(&keys, &[])));
     assert_accepted("default", &default.file);
-    let with_admins = default_config(&owned(&keys, &admins)).unwrap();
+    let with_admins = sqlite(default_config(&owned(&keys, &admins)));
     assert_accepted("default-with-admins", &with_admins.file);
 
-    let modern = user_config(&fixture("modern.yaml"), &owned(&keys, &[])).unwrap();
+    let modern = sqlite(user_config(&fixture("modern.yaml"), &owned(&keys, &[])));
     assert_eq!(modern.migration, None);
     assert_accepted("configmap-modern", &modern.file);
 
-    let legacy = user_config(&fixture("legacy-signald.yaml"), &owned(&keys, &admins)).unwrap();
+    let legacy = sqlite(user_config(
+        &fixture("legacy-signald.yaml"),
+        &owned(&keys, &admins),
+    ));
     assert!(legacy.migration.is_some());
     assert_accepted("configmap-legacy-signald", &legacy.file);
 
     let postgres = "appservice:\n  database: postgres://signal:pw@db.matrix.svc/signal\n  bot_username: signalbot\nbridge:\n  username_template: 'signal_{userid}'\n  permissions:\n    matrix.example.org: user\n";
-    let migrated = user_config(postgres, &owned(&keys, &[])).unwrap();
+    let migrated = sqlite(user_config(postgres, &owned(&keys, &[])));
     assert_accepted("configmap-legacy-postgres", &migrated.file);
 
     let go_legacy = "appservice:\n  database:\n    type: sqlite3\n    uri: file:signal.db\n  bot:\n    username: signalbot\nbridge:\n  username_template: signal_{{.}}\n  displayname_template: '{{.ProfileName}} (Signal)'\n  permissions:\n    '*': relay\n    matrix.example.org: admin\nlogging:\n  min_level: info\n  writers:\n    - type: stdout\n      format: json\n";
-    let migrated = user_config(go_legacy, &owned(&keys, &[])).unwrap();
+    let migrated = sqlite(user_config(go_legacy, &owned(&keys, &[])));
     assert_accepted("configmap-legacy-go", &migrated.file);
 }
 
@@ -157,7 +178,7 @@ fn the_checker_refuses_what_the_bridge_refuses() {
         "Legacy bridge config detected, but hacky network config migrator is not set",
     );
     let keys = keys();
-    let file = default_config(&owned(&keys, &[])).unwrap().file;
+    let file = sqlite(default_config(&owned(&keys, &[]))).file;
     for (label, from, to, message) in [
         (
             "example-domain",
@@ -181,4 +202,54 @@ fn the_checker_refuses_what_the_bridge_refuses() {
         assert!(file.contains(from), "{from:?} not in:\n{file}");
         assert_refused(label, &file.replace(from, to), 11, message);
     }
+}
+
+/// A PostgreSQL database the operator was given, with values that need escaping, passes the
+/// framework's checks, and lib/pq (the driver of mautrix's `type: postgres`) reads from the URI
+/// exactly the Secret's user, host, port, database and sslmode, and the password from
+/// PGPASSWORD. Nothing listens on port 1, so the schema upgrade that follows fails as the
+/// bridge's would, with exit status 15.
+#[test]
+fn lib_pq_reads_the_rendered_uri_as_the_secret_says() {
+    let secret = Secret {
+        data: Some(
+            [
+                ("host", "127.0.0.1"),
+                ("port", "1"),
+                ("dbname", "signal db/?x=1#é"),
+                ("username", "sig:nal@x"),
+                ("password", "s3cret:@/?"),
+                ("sslmode", "disable"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+            .collect(),
+        ),
+        ..Secret::default()
+    };
+    let connection = read_secret("db", Some(&secret), "spec.externalPostgreSQL.secretName")
+        .expect("a complete Secret");
+    let keys = keys();
+    let config = default_config(&owned(&keys, &[]))
+        .unwrap()
+        .finish(OperatorDatabase::Postgres(&connection));
+    assert!(!config.file.contains("s3cret"));
+    assert_accepted("postgres", &config.file);
+
+    let output = run_checker(
+        "postgres-upgrade",
+        &config.file,
+        &["--upgrade-database"],
+        &[("PGPASSWORD", "s3cret:@/?")],
+    );
+    let text = text(&output);
+    assert!(
+        text.contains(
+            r#"lib/pq connects to host="127.0.0.1" port=1 dbname="signal db/?x=1#é" user="sig:nal@x" sslmode="disable", password from PGPASSWORD"#
+        ),
+        "{text}"
+    );
+    assert_eq!(output.status.code(), Some(15), "{text}");
+    assert!(text.contains("connection refused"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
 }
