@@ -11,14 +11,14 @@
 //! the checker; the Synapse boot needs root and `hack/python-env`.
 
 // Each test crate uses a different part of the shared helpers.
+mod signal_support;
 #[allow(dead_code)]
 mod synapse_support;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use e2e::operator_process::OperatorProcess;
@@ -32,6 +32,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource, ResourceExt as _};
 use serde_json::{Value, json};
+use signal_support::{assert_bridge_accepts, settle};
 use synapse_support::{boot_synapse, restricted_namespace};
 
 const OPERATOR: &str = "signal-operator";
@@ -413,22 +414,6 @@ fn assert_standard_labels(meta: &kube::api::ObjectMeta, instance: &str, componen
     assert_eq!(labels["app.kubernetes.io/part-of"], "matrix");
 }
 
-/// Waits until the operator has run no reconciliation for `calm`.
-async fn settle(operator: &OperatorProcess, calm: Duration) {
-    let mut last = operator.metric(RECONCILIATIONS);
-    let mut since = tokio::time::Instant::now();
-    let started = since;
-    while since.elapsed() < calm {
-        assert!(started.elapsed() < TIMEOUT, "the operator never settled");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = operator.metric(RECONCILIATIONS);
-        if now != last {
-            last = now;
-            since = tokio::time::Instant::now();
-        }
-    }
-}
-
 /// The resource versions of a bridge's objects and its Synapse, to see that nothing was written.
 async fn versions(plane: &Plane, bridge: &str, synapse: &str) -> Vec<String> {
     let workload = format!("{bridge}-mautrix-signal");
@@ -476,56 +461,6 @@ async fn versions(plane: &Plane, bridge: &str, synapse: &str) -> Vec<String> {
             .unwrap_or_default(),
     );
     versions
-}
-
-/// The bridgev2 framework's own start-up checks (hack/tools/mautrix-config-check), built once
-/// per test process. Missing Go fails the test: it never skips.
-fn config_checker() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mautrix-config-check");
-        let output = Command::new("go")
-            .current_dir(e2e::repo_root().join("hack/tools/mautrix-config-check"))
-            // cgo for the framework's SQLite driver; goolm instead of libolm.
-            .env("CGO_ENABLED", "1")
-            .args(["build", "-tags", "goolm", "-o"])
-            .arg(&out)
-            .arg(".")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run `go` ({e}): the config check needs Go"));
-        assert!(
-            output.status.success(),
-            "building hack/tools/mautrix-config-check failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        out
-    })
-}
-
-/// Asserts that mautrix-signal's framework would start with `config` (the text the operator
-/// wrote), printing the checker's verdict.
-fn assert_bridge_accepts(label: &str, config: &str) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("signal-operator-e2e-configs")
-        .join(label);
-    std::fs::create_dir_all(&dir).expect("create the check directory");
-    std::fs::write(dir.join("config.yaml"), config).expect("write config.yaml");
-    let output = Command::new(config_checker())
-        .current_dir(&dir)
-        .args(["-c", "config.yaml"])
-        .output()
-        .expect("run the config checker");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && text.contains("config accepted"),
-        "mautrix-go refuses the {label} config ({}):\n{text}",
-        output.status
-    );
-    eprintln!("{label}: {}", text.lines().last().unwrap_or_default());
 }
 
 /// The Pod Security admission of the namespace really refuses a pod that is not `restricted`.
