@@ -224,7 +224,7 @@ pub struct SynapseStatus {
     pub homeserver_configuration: Option<HomeserverConfigurationStatus>,
 
     /// URL of the Synapse client API inside the cluster (e.g.
-    /// http://NAME.NAMESPACE.svc.cluster.local:8008). Bridges connect to it.
+    /// http://NAME.NAMESPACE.svc:8008). Bridges connect to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_url: Option<String>,
 
