@@ -208,6 +208,11 @@ pub async fn run_controller<K, Ctx, E, Fut>(
                 Ok((object, _)) => tracing::debug!(object = %object, "reconciled"),
                 // Failed reconciliations were logged and counted by the error policy.
                 Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                // A related object names one of our kind that does not exist (a registration
+                // Secret labelled for a deleted Synapse, say): nothing to do.
+                Err(e @ kube::runtime::controller::Error::ObjectNotFound(_)) => {
+                    tracing::debug!(error = %e, "trigger for an object that does not exist")
+                }
                 Err(e) => tracing::warn!(error = %e, "controller error"),
             }
         })
