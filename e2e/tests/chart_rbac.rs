@@ -128,6 +128,7 @@ const HOMESERVER: &str = "server_name: chart.example.org\nreport_stats: false\nl
 async fn synapse_operator_needs_exactly_its_chart_rules() {
     let client = e2e::client().await;
     e2e::operators::install_crds(&client).await;
+    postgres::install_cnpg_crd(&client).await;
     let ns = restricted_namespace(&client, "rbac-syn").await;
     let under = UnderChart::start(&client, &ns, "synapse-operator").await;
     let api = synapses(&client, &ns.name);
@@ -172,7 +173,6 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
 
     // PostgreSQL through CloudNativePG (the test plays it): the Cluster created, awaited,
     // then given its owner when the policy changes; and an external database's Secret read.
-    postgres::install_cnpg_crd(&client).await;
     let database = Postgres::from_env().create_database("synapse", "synapse", &random_token(), "C");
     create_synapse(
         &api,
@@ -370,6 +370,7 @@ async fn heisenbridge_operator_needs_exactly_its_chart_rules() {
 async fn signal_operator_needs_exactly_its_chart_rules() {
     let client = e2e::client().await;
     e2e::operators::install_crds(&client).await;
+    postgres::install_cnpg_crd(&client).await;
     let ns = restricted_namespace(&client, "rbac-sig").await;
     let synapse_side = UnderChart::start(&client, &ns, "synapse-operator").await;
     let bridge_side = UnderChart::start(&client, &ns, "signal-operator").await;
@@ -431,6 +432,43 @@ async fn signal_operator_needs_exactly_its_chart_rules() {
         let bridge = bridges.get_opt("signal-cm").await.ok()??;
         (condition(&bridge, "Ready")?.0 == "False").then_some(())
     })
+    .await;
+    // Its own PostgreSQL through CloudNativePG (the test plays it): the Cluster created and
+    // awaited, then given its owner when the policy changes.
+    let with_database: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "synapse.opdev.io/v1alpha1",
+        "kind": "MautrixSignal",
+        "metadata": {"name": "signal-pg"},
+        "spec": {"synapse": {"name": "values"}, "createNewPostgreSQL": true},
+    }))
+    .expect("a MautrixSignal");
+    bridges
+        .create(&PostParams::default(), &with_database)
+        .await
+        .expect("create the MautrixSignal with PostgreSQL");
+    wait_for(TIMEOUT, "the bridge waiting for its Cluster", || async {
+        let bridge = bridges.get_opt("signal-pg").await.ok()??;
+        (condition(&bridge, "DatabaseReady")? == ("False".into(), "ClusterNotReady".into()))
+            .then_some(())
+    })
+    .await;
+    patch_spec(&bridges, "signal-pg", json!({"deletionPolicy": "Delete"})).await;
+    wait_for(
+        TIMEOUT,
+        "the bridge's Cluster owned by its MautrixSignal",
+        || async {
+            let cluster = postgres::cluster_api(&client, &ns.name)
+                .get_opt("signal-pg-mautrix-signal-pgsql")
+                .await
+                .ok()??;
+            (!cluster
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .is_empty())
+            .then_some(())
+        },
+    )
     .await;
     // Deletion: the announcement withdrawn, the finalizer released.
     bridges
