@@ -31,6 +31,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams,
+    PostParams,
 };
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -718,6 +719,64 @@ async fn set_cluster_status(
     )
     .await
     .unwrap_or_else(|e| panic!("write the status of Cluster {namespace}/{cluster}: {e}"));
+}
+
+// --- Connection Secrets and the CRD in tests ---------------------------------------------------
+
+/// Writes a Secret from text values (a user's `kubectl create secret generic`).
+pub async fn put_secret(client: &Client, namespace: &str, name: &str, pairs: &[(&str, &str)]) {
+    let data: serde_json::Map<String, Value> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name}, "stringData": data,
+    }))
+    .expect("a Secret");
+    let api = Api::<Secret>::namespaced(client.clone(), namespace);
+    match api.get_opt(name).await.expect("read the Secret") {
+        // Replaced whole, so that removed keys go.
+        Some(old) => {
+            let mut secret = secret;
+            secret.metadata.resource_version = old.metadata.resource_version;
+            api.replace(name, &PostParams::default(), &secret).await
+        }
+        None => api.create(&PostParams::default(), &secret).await,
+    }
+    .unwrap_or_else(|e| panic!("write Secret {name}: {e}"));
+}
+
+/// Merges `pairs` into a Secret's data, as text.
+pub async fn update_secret(client: &Client, namespace: &str, name: &str, pairs: &[(&str, &str)]) {
+    let data: serde_json::Map<String, Value> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"stringData": data})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("update Secret {name}: {e}"));
+}
+
+/// Installs the CRD again when the test ends, passed or failed. With a client of its own: the
+/// test's client runs on the test's runtime, which is blocked while this waits.
+pub struct ReinstallCrdOnDrop;
+
+impl Drop for ReinstallCrdOnDrop {
+    fn drop(&mut self) {
+        std::thread::spawn(|| {
+            tokio::runtime::Runtime::new()
+                .expect("a runtime")
+                .block_on(async { install_cnpg_crd(&crate::client().await).await });
+        })
+        .join()
+        .expect("reinstall the CloudNativePG CRD");
+    }
 }
 
 #[cfg(test)]

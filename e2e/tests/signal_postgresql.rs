@@ -338,46 +338,6 @@ fn assert_bridge_tables(pg: &Postgres, database: &str, present: bool) {
     }
 }
 
-/// Writes a Secret from text values (a user's `kubectl create secret generic`).
-async fn put_secret(client: &Client, namespace: &str, name: &str, pairs: &[(&str, &str)]) {
-    let data: serde_json::Map<String, Value> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": name}, "stringData": data,
-    }))
-    .expect("a Secret");
-    let api = Api::<Secret>::namespaced(client.clone(), namespace);
-    match api.get_opt(name).await.expect("read the Secret") {
-        // Replaced whole, so that removed keys go.
-        Some(old) => {
-            let mut secret = secret;
-            secret.metadata.resource_version = old.metadata.resource_version;
-            api.replace(name, &PostParams::default(), &secret).await
-        }
-        None => api.create(&PostParams::default(), &secret).await,
-    }
-    .unwrap_or_else(|e| panic!("write Secret {name}: {e}"));
-}
-
-/// Merges `pairs` into a Secret's data, as text.
-async fn update_secret(client: &Client, namespace: &str, name: &str, pairs: &[(&str, &str)]) {
-    let data: serde_json::Map<String, Value> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"stringData": data})),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("update Secret {name}: {e}"));
-}
-
 /// Asserts that none of `passwords` appears in the namespace's ConfigMaps, MautrixSignals and
 /// Synapses (status included), Deployments, ReplicaSets, Pods, Events, the annotations of its
 /// Secrets, the bridges' rendered configs, nor in the operator's log.
@@ -521,7 +481,7 @@ async fn a_provisioned_cluster_is_awaited_then_the_bridge_upgrades_its_own_datab
     postgres::create_app_secret(&plane.client, plane.ns(), cluster, &db).await;
     let app_secret = format!("{cluster}-app");
     let port = pg.port().to_string();
-    update_secret(
+    postgres::update_secret(
         &plane.client,
         plane.ns(),
         &app_secret,
@@ -622,7 +582,7 @@ async fn a_provisioned_cluster_is_awaited_then_the_bridge_upgrades_its_own_datab
     let hash = template_hash(&deployment);
     let rotated = random_token();
     pg.set_password(&db.owner, &rotated);
-    update_secret(
+    postgres::update_secret(
         &plane.client,
         plane.ns(),
         &app_secret,
@@ -685,7 +645,7 @@ async fn an_external_database_is_named_by_a_secret_whose_problems_are_reported()
 
     // The user's Secret carries no label of ours: it is found by its name.
     let port = pg.port().to_string();
-    put_secret(
+    postgres::put_secret(
         &plane.client,
         plane.ns(),
         "signal-db",
@@ -724,7 +684,7 @@ async fn an_external_database_is_named_by_a_secret_whose_problems_are_reported()
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    put_secret(&plane.client, plane.ns(), "signal-db", &refs).await;
+    postgres::put_secret(&plane.client, plane.ns(), "signal-db", &refs).await;
     let ready = plane
         .wait_bridge("ext", is("True", "SecretReady"), is("True", "Running"))
         .await;
@@ -757,7 +717,7 @@ async fn an_external_database_is_named_by_a_secret_whose_problems_are_reported()
     let hash = template_hash(&deployment);
     let rotated = random_token();
     pg.set_password(&db.owner, &rotated);
-    update_secret(
+    postgres::update_secret(
         &plane.client,
         plane.ns(),
         "signal-db",
@@ -807,7 +767,7 @@ async fn the_synapses_own_database_is_refused() {
                "State": "READY"})
     };
     plane.set_synapse_database(Some(shared("synapse"))).await;
-    put_secret(
+    postgres::put_secret(
         &plane.client,
         plane.ns(),
         "synapse-db",
@@ -851,7 +811,7 @@ async fn the_synapses_own_database_is_refused() {
     );
 
     // Another database on the same server is the bridge's own.
-    update_secret(
+    postgres::update_secret(
         &plane.client,
         plane.ns(),
         "synapse-db",
@@ -950,27 +910,11 @@ async fn an_own_database_is_used_as_written_and_not_mixed_with_an_operator_datab
     plane.finish().await;
 }
 
-/// Installs the CRD again when the test ends, passed or failed. With a client of its own: the
-/// test's client runs on the test's runtime, which is blocked while this waits.
-struct Reinstall;
-
-impl Drop for Reinstall {
-    fn drop(&mut self) {
-        std::thread::spawn(|| {
-            tokio::runtime::Runtime::new()
-                .expect("a runtime")
-                .block_on(async { postgres::install_cnpg_crd(&e2e::client().await).await });
-        })
-        .join()
-        .expect("reinstall the CloudNativePG CRD");
-    }
-}
-
 #[tokio::test]
 async fn a_missing_cloudnativepg_is_named_and_the_bridge_converges_once_it_is_installed() {
     let _crd = CRD.write().await;
     let plane = Plane::start("sig-pg-nocrd").await;
-    let _reinstall = Reinstall;
+    let _reinstall = postgres::ReinstallCrdOnDrop;
     postgres::uninstall_cnpg_crd(&plane.client).await;
     plane
         .create_bridge("nocrd", json!({"createNewPostgreSQL": true}))

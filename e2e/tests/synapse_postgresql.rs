@@ -19,9 +19,7 @@ mod synapse_support;
 use e2e::pod_harness::{PodProcess, PortForward, Scenario};
 use e2e::postgres::{self, CNPG_PORT, Database, Postgres};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use synapse_support::{
     Plane, TIMEOUT, assert_no_secret_leak, boot_synapse, condition, condition_state, config_file,
@@ -103,33 +101,6 @@ fn assert_password_from(deployment: &Deployment, secret: &str) {
         .and_then(|f| f.secret_key_ref.as_ref())
         .expect("PGPASSWORD from a Secret");
     assert_eq!((key.name.as_str(), key.key.as_str()), (secret, "password"));
-}
-
-async fn create_secret(client: &Client, namespace: &str, name: &str, pairs: &[(&str, &str)]) {
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "stringData": pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-    }))
-    .expect("a Secret");
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap_or_else(|e| panic!("create Secret {name}: {e}"));
-}
-
-async fn set_secret(client: &Client, namespace: &str, name: &str, pairs: &[(&str, &str)]) {
-    let data: serde_json::Map<_, _> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"stringData": data})),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("update Secret {name}: {e}"));
 }
 
 #[tokio::test]
@@ -300,7 +271,7 @@ async fn an_external_database_is_named_by_a_secret_whose_problems_are_reported()
 
     let pg = Postgres::from_env();
     let database = pg.create_database("synapse", "synapse", &random_token(), "C");
-    create_secret(
+    postgres::put_secret(
         &client,
         &ns,
         "ext-db",
@@ -319,7 +290,7 @@ async fn an_external_database_is_named_by_a_secret_whose_problems_are_reported()
     assert!(message.contains("username, password"), "{message}");
     assert!(deployment_opt(&client, &ns, "ext").await.is_none());
 
-    set_secret(
+    postgres::update_secret(
         &client,
         &ns,
         "ext-db",
@@ -418,7 +389,7 @@ async fn synapse_refuses_a_database_not_collated_c() {
     let api = plane.synapses();
     let pg = Postgres::from_env();
     let database = pg.create_database("synapse", "synapse", &random_token(), "C.UTF-8");
-    create_secret(
+    postgres::put_secret(
         &client,
         &ns,
         "db",

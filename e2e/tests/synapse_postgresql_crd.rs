@@ -17,28 +17,11 @@ use synapse_support::{
     wait_synapse,
 };
 
-/// Installs the CRD again when the test ends, passed or failed.
-struct Reinstall;
-
-impl Drop for Reinstall {
-    fn drop(&mut self) {
-        // On a runtime and client of its own: the test's runtime is blocked in this drop, and a
-        // client made there needs it to make progress.
-        std::thread::spawn(|| {
-            tokio::runtime::Runtime::new()
-                .expect("a runtime")
-                .block_on(async { postgres::install_cnpg_crd(&e2e::client().await).await });
-        })
-        .join()
-        .expect("reinstall the CloudNativePG CRD");
-    }
-}
-
 #[tokio::test]
 async fn a_missing_cloudnativepg_is_named_and_the_synapse_converges_once_it_is_installed() {
     let plane = Plane::start("pg-nocrd", "info").await;
     let (client, ns) = (plane.client.clone(), plane.ns.name.clone());
-    let _reinstall = Reinstall;
+    let _reinstall = postgres::ReinstallCrdOnDrop;
     postgres::uninstall_cnpg_crd(&client).await;
     let api = plane.synapses();
     create_synapse(
