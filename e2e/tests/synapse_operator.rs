@@ -1433,6 +1433,11 @@ fn operator_rules() -> Vec<PolicyRule> {
             &["deployments"],
             &["get", "list", "watch", "create", "patch"],
         ),
+        rule(
+            "postgresql.cnpg.io",
+            &["clusters"],
+            &["get", "list", "watch", "create", "patch"],
+        ),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
         rule(
             "coordination.k8s.io",
