@@ -50,13 +50,14 @@ where
     .map_err(|error| ApplyError::Api { kind, name, error })
 }
 
-/// Applies `status` to the status subresource of the `K` named `name`, as `field_manager`.
+/// Applies `status` to the status subresource of the `K` named `name`, as `field_manager`;
+/// `None` when the object is gone (deleted while it was reconciled).
 pub async fn apply_status<K, S>(
     api: &Api<K>,
     field_manager: &str,
     name: &str,
     status: &S,
-) -> Result<K, ApplyError>
+) -> Result<Option<K>, ApplyError>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
     S: Serialize,
@@ -67,17 +68,23 @@ where
         "kind": kind,
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(field_manager).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|error| ApplyError::Api {
-        kind,
-        name: name.to_owned(),
-        error,
-    })
+    match api
+        .patch_status(
+            name,
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(object) => Ok(Some(object)),
+        // Deleted while it was being reconciled: there is nothing left to report on.
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+        Err(error) => Err(ApplyError::Api {
+            kind,
+            name: name.to_owned(),
+            error,
+        }),
+    }
 }
 
 /// Whether `existing` already holds everything `desired` sets, so applying `desired` would change

@@ -241,17 +241,7 @@ async fn reconcile(bridge: Arc<MautrixSignal>, ctx: Arc<Context>) -> Result<Acti
             .publish(bridge.as_ref(), notices(bridge.status.as_ref(), &next))
             .await;
         let api = Api::<MautrixSignal>::namespaced(ctx.client.clone(), &namespace);
-        match apply_status(&api, ctx.field_manager, &name, &next).await {
-            // Deleted meanwhile (a bridge never deployed has no finalizer to hold it): there is
-            // nothing left to report on.
-            Err(ApplyError::Api {
-                error: kube::Error::Api(status),
-                ..
-            }) if status.is_not_found() => {}
-            result => {
-                result?;
-            }
-        }
+        apply_status(&api, ctx.field_manager, &name, &next).await?;
     }
     Ok(action)
 }
