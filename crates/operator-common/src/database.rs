@@ -14,6 +14,8 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::core::Status;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt as _};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use synapse_types::common::DatabaseConnectionInfo;
@@ -26,6 +28,36 @@ pub const CNPG_GROUP: &str = "postgresql.cnpg.io";
 pub const CNPG_VERSION: &str = "v1";
 pub const CNPG_CLUSTER_KIND: &str = "Cluster";
 pub const CNPG_CLUSTER_PLURAL: &str = "clusters";
+
+/// The objects a Secret matters to: the one it belongs to when it is `field_manager`'s, and those
+/// whose database Secret it is (`source_of` reads an object's spec). For one watch of all Secrets:
+/// a user's database Secret or CloudNativePG's carries no label of ours.
+pub fn secret_triggers<K>(
+    objects: &Store<K>,
+    field_manager: &str,
+    secret: &Secret,
+    source_of: impl Fn(&K) -> Option<Source>,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let mut found: Vec<ObjectRef<K>> = crate::labels::owning_instance(secret, field_manager)
+        .into_iter()
+        .collect();
+    let (Some(name), Some(namespace)) = (secret.metadata.name.as_deref(), secret.namespace())
+    else {
+        return found;
+    };
+    found.extend(
+        objects
+            .state()
+            .iter()
+            .filter(|object| object.namespace().as_deref() == Some(namespace.as_str()))
+            .filter(|object| source_of(object).is_some_and(|s| s.secret_name() == name))
+            .map(|object| ObjectRef::from_obj(object.as_ref())),
+    );
+    found
+}
 
 /// The environment variable that carries the password into the container.
 pub const PASSWORD_ENV: &str = "PGPASSWORD";
@@ -780,5 +812,78 @@ mod tests {
         let source = Source::from_spec(true, None, provisioned).unwrap();
         assert_eq!(source.secret_name(), "c-app");
         assert_eq!(source.spec_field(), "spec.createNewPostgreSQL");
+    }
+
+    #[test]
+    fn a_secret_triggers_its_owner_and_the_objects_whose_database_it_is() {
+        use kube::runtime::reflector::store;
+        use kube::runtime::watcher;
+        use synapse_types::{Synapse, SynapseSpec};
+
+        let synapse = |name: &str, namespace: &str, external: Option<&str>| {
+            let mut synapse = Synapse::new(
+                name,
+                SynapseSpec {
+                    homeserver: Default::default(),
+                    create_new_postgresql: false,
+                    external_postgresql: external.map(|s| ExternalPostgreSQL {
+                        secret_name: s.into(),
+                    }),
+                    is_openshift: false,
+                    image: None,
+                    storage: None,
+                    resources: None,
+                    deletion_policy: Default::default(),
+                },
+            );
+            synapse.metadata.namespace = Some(namespace.into());
+            synapse
+        };
+        let (reader, mut writer) = store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for s in [
+            synapse("a", "ns", Some("db")),
+            synapse("b", "ns", None),
+            synapse("c", "other", Some("db")),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::InitApply(s));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let source = |s: &Synapse| {
+            Source::from_spec(
+                false,
+                s.spec.external_postgresql.as_ref(),
+                || unreachable!(),
+            )
+        };
+        let secret = |name: &str, labels: &[(&str, &str)]| Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        };
+        let names = |refs: Vec<ObjectRef<Synapse>>| -> Vec<String> {
+            refs.into_iter().map(|r| r.name).collect()
+        };
+        let triggered = |s: &Secret| names(secret_triggers(&reader, "op", s, source));
+        assert_eq!(triggered(&secret("db", &[])), ["a"]);
+        let ours = [
+            ("app.kubernetes.io/instance", "b"),
+            ("app.kubernetes.io/managed-by", "op"),
+        ];
+        assert_eq!(triggered(&secret("b-secrets", &ours)), ["b"]);
+        let foreign = [
+            ("app.kubernetes.io/instance", "b"),
+            ("app.kubernetes.io/managed-by", "helm"),
+        ];
+        assert!(triggered(&secret("b-secrets", &foreign)).is_empty());
     }
 }

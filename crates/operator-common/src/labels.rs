@@ -2,7 +2,33 @@
 
 use std::collections::BTreeMap;
 
+use kube::Resource;
+use kube::runtime::reflector::ObjectRef;
 use synapse_types::contract::labels;
+
+/// The object of kind `K` that `label` on `object` names, in `object`'s namespace: how retained
+/// objects (no owner reference) and other operators' objects are mapped back to a custom resource.
+pub fn named_by_label<K>(object: &impl Resource, label: &str) -> Option<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let meta = object.meta();
+    let name = meta.labels.as_ref()?.get(label)?;
+    Some(ObjectRef::new(name).within(meta.namespace.as_deref()?))
+}
+
+/// The object of kind `K` an object of ours belongs to (its instance label), if `field_manager`
+/// manages it.
+pub fn owning_instance<K>(object: &impl Resource, field_manager: &str) -> Option<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let managed_by = object.meta().labels.as_ref()?.get(labels::MANAGED_BY)?;
+    if managed_by != field_manager {
+        return None;
+    }
+    named_by_label(object, labels::INSTANCE)
+}
 
 /// Who an object belongs to, for its `app.kubernetes.io` labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt as _};
 use operator_common::apply::{ApplyError, apply, apply_if_changed, apply_status};
@@ -23,7 +23,7 @@ use operator_common::bridge::{
 use operator_common::controller::{ReconcileError, run_controller};
 use operator_common::database::{self, Readiness, cluster_resource};
 use operator_common::events::Events;
-use operator_common::labels::AppLabels;
+use operator_common::labels::{AppLabels, named_by_label};
 use operator_common::random::RandomError;
 use operator_common::rollout::rollout;
 use operator_common::runtime::Runtime;
@@ -131,7 +131,14 @@ pub async fn run(runtime: Runtime) {
                 .watches(
                     secrets,
                     watcher::Config::default(),
-                    move |secret: Secret| secret_triggers(&for_secrets, field_manager, &secret),
+                    move |secret: Secret| {
+                        database::secret_triggers(
+                            &for_secrets,
+                            field_manager,
+                            &secret,
+                            database_source,
+                        )
+                    },
                 )
                 .watches(claims, managed.clone(), by_instance_label)
                 // A missing CloudNativePG CRD makes this watch fail and back off; the bridges
@@ -152,36 +159,7 @@ pub async fn run(runtime: Runtime) {
 }
 
 fn by_instance_label<K: Resource>(object: K) -> Option<ObjectRef<MautrixSignal>> {
-    let meta = object.meta();
-    let name = meta.labels.as_ref()?.get(labels::INSTANCE)?;
-    Some(ObjectRef::new(name).within(meta.namespace.as_deref()?))
-}
-
-/// The bridges a Secret matters to: the one it belongs to when it is ours, and those whose
-/// database Secret it is.
-fn secret_triggers(
-    bridges: &Store<MautrixSignal>,
-    field_manager: &str,
-    secret: &Secret,
-) -> Vec<ObjectRef<MautrixSignal>> {
-    let managed_by = secret.labels().get(labels::MANAGED_BY).map(String::as_str);
-    let mut found: Vec<ObjectRef<MautrixSignal>> = Vec::new();
-    if managed_by == Some(field_manager) {
-        found.extend(by_instance_label(secret.clone()));
-    }
-    let (Some(name), Some(namespace)) = (secret.metadata.name.as_deref(), secret.namespace())
-    else {
-        return found;
-    };
-    found.extend(
-        bridges
-            .state()
-            .iter()
-            .filter(|bridge| bridge.namespace().as_deref() == Some(namespace.as_str()))
-            .filter(|bridge| database_source(bridge).is_some_and(|s| s.secret_name() == name))
-            .map(|bridge| ObjectRef::from_obj(bridge.as_ref())),
-    );
-    found
+    named_by_label(&object, labels::INSTANCE)
 }
 
 async fn reconcile(bridge: Arc<MautrixSignal>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -18,7 +18,7 @@ use operator_common::apply::{ApplyError, apply_if_changed, apply_status};
 use operator_common::controller::{ReconcileError, run_controller};
 use operator_common::database::{self, ProvisionedDatabase, Readiness, Source, cluster_resource};
 use operator_common::events::Events;
-use operator_common::labels::AppLabels;
+use operator_common::labels::{AppLabels, named_by_label};
 use operator_common::random::RandomError;
 use operator_common::retained::retained_metadata_patch;
 use operator_common::rollout::rollout;
@@ -160,32 +160,15 @@ pub async fn run(runtime: Runtime) {
     .await;
 }
 
-/// The Synapses a Secret matters to.
+/// The Synapses a Secret matters to: besides ours and database Secrets, bridges' registration
+/// Secrets, labelled with the Synapse they are offered to.
 fn secret_triggers(
     synapses: &Store<Synapse>,
     field_manager: &str,
     secret: &Secret,
 ) -> Vec<ObjectRef<Synapse>> {
-    let labels = secret.metadata.labels.clone().unwrap_or_default();
-    let mut found: Vec<ObjectRef<Synapse>> = Vec::new();
-    if labels.get(labels::MANAGED_BY).map(String::as_str) == Some(field_manager) {
-        found.extend(by_label(secret, labels::INSTANCE));
-    }
-    found.extend(by_label(secret, LABEL_REGISTERED_WITH));
-    let (Some(name), Some(namespace)) = (secret.metadata.name.as_deref(), secret.namespace())
-    else {
-        return found;
-    };
-    found.extend(
-        synapses
-            .state()
-            .iter()
-            .filter(|synapse| synapse.namespace().as_deref() == Some(namespace.as_str()))
-            .filter(|synapse| {
-                database_source(synapse).is_some_and(|source| source.secret_name() == name)
-            })
-            .map(|synapse| ObjectRef::from_obj(synapse.as_ref())),
-    );
+    let mut found = database::secret_triggers(synapses, field_manager, secret, database_source);
+    found.extend(named_by_label(secret, LABEL_REGISTERED_WITH));
     found
 }
 
@@ -208,14 +191,7 @@ fn database_source(synapse: &Synapse) -> Option<Source> {
 }
 
 fn by_instance_label<K: Resource>(object: K) -> Option<ObjectRef<Synapse>> {
-    by_label(&object, labels::INSTANCE)
-}
-
-/// The Synapse named by `label` on `object`, in the object's namespace.
-fn by_label<K: Resource>(object: &K, label: &str) -> Option<ObjectRef<Synapse>> {
-    let meta = object.meta();
-    let name = meta.labels.as_ref()?.get(label)?;
-    Some(ObjectRef::new(name).within(meta.namespace.as_deref()?))
+    named_by_label(&object, labels::INSTANCE)
 }
 
 /// The Synapses whose `spec.homeserver.configMap` names this ConfigMap.
