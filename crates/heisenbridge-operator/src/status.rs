@@ -3,10 +3,13 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, Rollout, reasons};
-use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
+use operator_common::bridge_status::{
+    BridgeStatusFields, Verdict, ready_verdict, record_verdicts, registered_verdict,
+    synapse_not_found,
+};
 use operator_common::events::{Notice, condition_notices};
 use synapse_types::HeisenbridgeStatus;
-use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED, State};
+use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED};
 
 use crate::registration::{CONFIG_MAP_KEY, InvalidRegistration};
 
@@ -71,23 +74,6 @@ pub enum Outcome {
     },
 }
 
-/// One condition's content.
-struct Verdict {
-    status: ConditionStatus,
-    reason: &'static str,
-    message: String,
-}
-
-impl Verdict {
-    fn new(status: bool, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status: status.into(),
-            reason,
-            message: message.into(),
-        }
-    }
-}
-
 /// Reasons that need the user to act: `FAILED`, and a Warning Event.
 fn is_failure(reason: &str) -> bool {
     [
@@ -104,26 +90,11 @@ fn is_failure(reason: &str) -> bool {
 
 fn verdicts(outcome: &Outcome) -> (Verdict, Verdict) {
     match outcome {
-        Outcome::Problem(problem) => {
-            let message = problem.to_string();
-            (
-                Verdict::new(false, problem.reason(), message.clone()),
-                Verdict::new(false, problem.reason(), message),
-            )
-        }
+        Outcome::Problem(problem) => Verdict::both_false(problem.reason(), problem.to_string()),
         Outcome::Applied {
             synapse: SynapseSide::NotFound { name },
             ..
-        } => {
-            let message = format!(
-                "Synapse {name} does not exist in this namespace: create it, or name an existing \
-                 one in spec.synapse"
-            );
-            (
-                Verdict::new(false, reasons::SYNAPSE_NOT_FOUND, message.clone()),
-                Verdict::new(false, reasons::SYNAPSE_NOT_FOUND, message),
-            )
-        }
+        } => synapse_not_found(name),
         Outcome::Applied {
             synapse:
                 SynapseSide::Found {
@@ -134,7 +105,12 @@ fn verdicts(outcome: &Outcome) -> (Verdict, Verdict) {
             rollout,
         } => {
             let ready = match (client_url, rollout) {
-                (false, _) | (true, None) => Verdict::new(
+                (true, Some(rollout)) => ready_verdict(
+                    "Heisenbridge",
+                    "Heisenbridge is running the current registration and its pod is ready",
+                    rollout,
+                ),
+                _ => Verdict::new(
                     false,
                     reasons::SYNAPSE_NOT_READY,
                     format!(
@@ -142,34 +118,8 @@ fn verdicts(outcome: &Outcome) -> (Verdict, Verdict) {
                          before deploying the bridge"
                     ),
                 ),
-                (true, Some(Rollout::Ready)) => Verdict::new(
-                    true,
-                    "Running",
-                    "Heisenbridge is running the current registration and its pod is ready",
-                ),
-                (true, Some(Rollout::Progressing(message))) => {
-                    Verdict::new(false, "RollingOut", format!("Heisenbridge: {message}"))
-                }
-                (true, Some(Rollout::Failed(message))) => Verdict::new(
-                    false,
-                    "RolloutFailed",
-                    format!(
-                        "the Heisenbridge pod did not become ready: {message}; see the pod's \
-                         events and logs"
-                    ),
-                ),
             };
-            let registered = match registration {
-                RegistrationState::Live => Verdict::new(
-                    true,
-                    reasons::REGISTERED,
-                    format!("the registration is live on Synapse {name}"),
-                ),
-                RegistrationState::NotLive { reason, message } => {
-                    Verdict::new(false, reason, message.clone())
-                }
-            };
-            (ready, registered)
+            (ready, registered_verdict(name, registration))
         }
     }
 }
@@ -185,31 +135,17 @@ pub fn next_status(
 ) -> HeisenbridgeStatus {
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
-    let (ready, registered) = verdicts(outcome);
-    status.state = if [&ready, &registered].iter().any(|v| is_failure(v.reason)) {
-        Some(State::Failed)
-    } else if ready.status == ConditionStatus::True && registered.status == ConditionStatus::True {
-        Some(State::Running)
-    } else {
-        None
-    };
-    status.reason = [&ready, &registered]
-        .iter()
-        .find(|v| v.status != ConditionStatus::True)
-        .map(|v| v.message.clone());
-    for (type_, verdict) in [(CONDITION_READY, ready), (CONDITION_REGISTERED, registered)] {
-        set_condition(
-            &mut status.conditions,
-            ConditionUpdate {
-                type_,
-                status: verdict.status,
-                reason: verdict.reason,
-                message: &verdict.message,
-                observed_generation: generation,
-            },
-            now.clone(),
-        );
-    }
+    record_verdicts(
+        BridgeStatusFields {
+            conditions: &mut status.conditions,
+            state: &mut status.state,
+            reason: &mut status.reason,
+        },
+        verdicts(outcome),
+        is_failure,
+        generation,
+        &now,
+    );
     status
 }
 
@@ -230,6 +166,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     use k8s_openapi::jiff::Timestamp;
     use operator_common::conditions::{find_condition, is_condition_true};
+    use synapse_types::common::State;
 
     use super::*;
     use crate::registration::Violation;

@@ -3,14 +3,16 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, reasons};
+use operator_common::bridge_status::{
+    BridgeStatusFields, Verdict, ready_verdict, record_verdicts, registered_verdict,
+    synapse_not_found,
+};
 use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
 use operator_common::database::{self, Readiness};
 use operator_common::events::{Notice, condition_notices};
 use operator_common::rollout::Rollout;
 use synapse_types::MautrixSignalStatus;
-use synapse_types::common::{
-    CONDITION_DATABASE_READY, CONDITION_READY, CONDITION_REGISTERED, State,
-};
+use synapse_types::common::{CONDITION_DATABASE_READY, CONDITION_READY, CONDITION_REGISTERED};
 use synapse_types::mautrix_signal::MautrixSignalSynapseStatus;
 
 use crate::config::{CONFIG_MAP_KEY, ConfigProblem};
@@ -154,23 +156,6 @@ impl Outcome {
     }
 }
 
-/// One condition's content.
-struct Verdict {
-    status: ConditionStatus,
-    reason: &'static str,
-    message: String,
-}
-
-impl Verdict {
-    fn new(status: bool, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status: status.into(),
-            reason,
-            message: message.into(),
-        }
-    }
-}
-
 /// Reasons that need the user to act: `FAILED` (on Ready or Registered), and a Warning Event.
 /// The database's own reasons only ever stand on `DatabaseReady`, next to Ready's
 /// `DatabaseNotReady` (waiting) or the running bridge's state.
@@ -195,21 +180,10 @@ fn is_failure(reason: &str) -> bool {
 }
 
 fn verdicts(outcome: &Outcome) -> (Verdict, Verdict) {
-    let both = |reason, message: String| {
-        (
-            Verdict::new(false, reason, message.clone()),
-            Verdict::new(false, reason, message),
-        )
-    };
+    let both = Verdict::both_false;
     match outcome {
         Outcome::Problem(problem) => both(problem.reason(), problem.to_string()),
-        Outcome::SynapseNotFound { synapse } => both(
-            reasons::SYNAPSE_NOT_FOUND,
-            format!(
-                "Synapse {synapse} does not exist in this namespace: create it, or name an \
-                 existing one in spec.synapse"
-            ),
-        ),
+        Outcome::SynapseNotFound { synapse } => synapse_not_found(synapse),
         Outcome::SynapseNotReady { synapse } => both(
             reasons::SYNAPSE_NOT_READY,
             format!(
@@ -222,7 +196,7 @@ fn verdicts(outcome: &Outcome) -> (Verdict, Verdict) {
             running: Some(running),
             ..
         } => (
-            ready_verdict(&running.rollout),
+            ready(&running.rollout),
             registered_verdict(synapse, &running.registration),
         ),
         Outcome::WaitingForDatabase {
@@ -244,45 +218,16 @@ fn verdicts(outcome: &Outcome) -> (Verdict, Verdict) {
             registration,
             rollout,
             ..
-        } => (
-            ready_verdict(rollout),
-            registered_verdict(synapse, registration),
-        ),
+        } => (ready(rollout), registered_verdict(synapse, registration)),
     }
 }
 
-fn ready_verdict(rollout: &Rollout) -> Verdict {
-    match rollout {
-        Rollout::Ready => Verdict::new(
-            true,
-            "Running",
-            "mautrix-signal is running the current configuration and its pod is ready",
-        ),
-        Rollout::Progressing(message) => {
-            Verdict::new(false, "RollingOut", format!("mautrix-signal: {message}"))
-        }
-        Rollout::Failed(message) => Verdict::new(
-            false,
-            "RolloutFailed",
-            format!(
-                "the mautrix-signal pod did not become ready: {message}; see the pod's events \
-                 and logs"
-            ),
-        ),
-    }
-}
-
-fn registered_verdict(synapse: &str, registration: &RegistrationState) -> Verdict {
-    match registration {
-        RegistrationState::Live => Verdict::new(
-            true,
-            reasons::REGISTERED,
-            format!("the registration is live on Synapse {synapse}"),
-        ),
-        RegistrationState::NotLive { reason, message } => {
-            Verdict::new(false, reason, message.clone())
-        }
-    }
+fn ready(rollout: &Rollout) -> Verdict {
+    ready_verdict(
+        "mautrix-signal",
+        "mautrix-signal is running the current configuration and its pod is ready",
+        rollout,
+    )
 }
 
 /// The ConfigMigrated message: what happened and every key that was dropped.
@@ -323,31 +268,17 @@ pub fn next_status(
             server_name: Some(server_name.to_owned()),
         });
     }
-    let (ready, registered) = verdicts(outcome);
-    status.state = if [&ready, &registered].iter().any(|v| is_failure(v.reason)) {
-        Some(State::Failed)
-    } else if ready.status == ConditionStatus::True && registered.status == ConditionStatus::True {
-        Some(State::Running)
-    } else {
-        None
-    };
-    status.reason = [&ready, &registered]
-        .iter()
-        .find(|v| v.status != ConditionStatus::True)
-        .map(|v| v.message.clone());
-    for (type_, verdict) in [(CONDITION_READY, ready), (CONDITION_REGISTERED, registered)] {
-        set_condition(
-            &mut status.conditions,
-            ConditionUpdate {
-                type_,
-                status: verdict.status,
-                reason: verdict.reason,
-                message: &verdict.message,
-                observed_generation: generation,
-            },
-            now.clone(),
-        );
-    }
+    record_verdicts(
+        BridgeStatusFields {
+            conditions: &mut status.conditions,
+            state: &mut status.state,
+            reason: &mut status.reason,
+        },
+        verdicts(outcome),
+        is_failure,
+        generation,
+        &now,
+    );
     if let Some(database) = outcome.database() {
         set_condition(
             &mut status.conditions,
@@ -407,6 +338,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     use k8s_openapi::jiff::Timestamp;
     use operator_common::conditions::{find_condition, is_condition_true};
+    use synapse_types::common::State;
 
     use super::*;
     use crate::legacy::LegacyFormat;
