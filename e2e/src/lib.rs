@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod charts;
+pub mod objects;
 pub mod operator_process;
 pub mod operators;
 pub mod pod_harness;

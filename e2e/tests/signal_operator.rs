@@ -21,15 +21,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use e2e::objects::{
+    condition, condition_message, condition_state, get_json, resource, wait_object,
+};
 use e2e::operator_process::OperatorProcess;
 use e2e::operators::install_crds;
 use e2e::pod_harness::{PodProcess, Request, Scenario};
 use e2e::{TestNamespace, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource, ResourceExt as _};
 use serde_json::{Value, json};
 use signal_support::{assert_bridge_accepts, settle};
@@ -48,10 +49,6 @@ const SYNAPSE_PORT: u16 = 8008;
 fn testdata(name: &str) -> String {
     let path = e2e::repo_root().join("e2e/testdata/signal").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-fn resource(kind: &str) -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("synapse.opdev.io", "v1alpha1", kind))
 }
 
 /// One test's share of the plane: a `restricted` namespace, a signal-operator for it, and in
@@ -191,67 +188,8 @@ fn ready_status(plane: &Plane, name: &str, server_name: &str, app_services: Valu
     })
 }
 
-async fn get_json(api: &Api<DynamicObject>, name: &str) -> Value {
-    serde_json::to_value(
-        api.get(name)
-            .await
-            .unwrap_or_else(|e| panic!("get {name}: {e}")),
-    )
-    .expect("serialise")
-}
-
-fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
-    object["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-}
-
-fn condition_state(object: &Value, type_: &str) -> (String, String) {
-    condition(object, type_)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or_default().to_owned(),
-                c["reason"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .unwrap_or_default()
-}
-
-fn condition_message(object: &Value, type_: &str) -> String {
-    condition(object, type_)
-        .and_then(|c| c["message"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn is(status: &str, reason: &str) -> (String, String) {
     (status.to_owned(), reason.to_owned())
-}
-
-/// Waits until `check` holds for the object, returning it; the panic shows its last status.
-async fn wait_object(
-    api: &Api<DynamicObject>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let mut last = Value::Null;
-    let started = tokio::time::Instant::now();
-    loop {
-        if let Ok(Some(object)) = api.get_opt(name).await {
-            last = serde_json::to_value(object).expect("serialise");
-            if check(&last) {
-                return last;
-            }
-        }
-        assert!(
-            started.elapsed() < TIMEOUT,
-            "timed out waiting for {name}: {what}; last: {:#}",
-            json!({"metadata": last["metadata"], "status": last["status"]})
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Waits until the bridge's conditions are `ready` and `registered` for its current
@@ -275,30 +213,15 @@ async fn wait_conditions(
     .await
 }
 
-/// Waits for an Event of `type_` and `reason` regarding the MautrixSignal `name`, reported by
-/// the operator; returns its note.
+/// Waits for an Event of `type_` and `reason` regarding the MautrixSignal `name`, reported by the
+/// operator; returns its note.
 async fn wait_event(plane: &Plane, name: &str, type_: &str, reason: &str) -> String {
-    let events: Api<Event> = plane.api();
-    wait_for(
-        TIMEOUT,
-        &format!("a {type_} Event {reason} regarding MautrixSignal {name}"),
-        || async {
-            events
-                .list(&ListParams::default())
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .find(|e| {
-                    e.regarding.as_ref().is_some_and(|r| {
-                        r.kind.as_deref() == Some("MautrixSignal")
-                            && r.name.as_deref() == Some(name)
-                    }) && e.type_.as_deref() == Some(type_)
-                        && e.reason.as_deref() == Some(reason)
-                        && e.reporting_controller.as_deref() == Some(OPERATOR)
-                })
-                .map(|e| e.note.unwrap_or_default())
-        },
+    e2e::objects::wait_event(
+        &plane.api(),
+        OPERATOR,
+        ("MautrixSignal", name),
+        type_,
+        reason,
     )
     .await
 }

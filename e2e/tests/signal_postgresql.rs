@@ -29,6 +29,7 @@ mod synapse_support;
 
 use std::sync::LazyLock;
 
+use e2e::objects::resource;
 use e2e::operator_process::OperatorProcess;
 use e2e::operators::install_crds;
 use e2e::postgres::{self, Postgres, cluster_api};
@@ -37,7 +38,6 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource, ResourceExt as _};
 use serde_json::{Value, json};
 use signal_support::{run_checker, settle};
@@ -53,10 +53,6 @@ const HASH_ANNOTATION: &str = "synapse.opdev.io/config-hash";
 /// The CloudNativePG CRD is shared by the plane: the test that uninstalls it holds this for
 /// writing, every other test of this binary for reading. (Test binaries run one at a time.)
 static CRD: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
-
-fn resource(kind: &str) -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("synapse.opdev.io", "v1alpha1", kind))
-}
 
 /// One test's namespace (Pod Security `restricted`), a signal-operator watching it, and a
 /// Synapse `hs` whose status the test writes as the synapse-operator would.

@@ -148,24 +148,7 @@ pub async fn patch_spec(api: &Api<DynamicObject>, name: &str, spec: Value) {
     .unwrap_or_else(|e| panic!("patch Synapse {name}: {e}"));
 }
 
-pub fn condition<'a>(synapse: &'a Value, type_: &str) -> Option<&'a Value> {
-    synapse["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-}
-
-/// `(status, reason)` of a condition, empty strings when it is absent.
-pub fn condition_state(synapse: &Value, type_: &str) -> (String, String) {
-    condition(synapse, type_)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or_default().to_owned(),
-                c["reason"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .unwrap_or_default()
-}
+pub use e2e::objects::{condition, condition_state};
 
 /// Waits until `check` holds for the Synapse, returning it; the panic shows the last status.
 pub async fn wait_synapse(
