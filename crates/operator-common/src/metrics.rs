@@ -14,6 +14,11 @@ struct ErrorLabels {
     error: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+}
+
 /// The operator's metrics, exposed in the Prometheus text format at `/metrics`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -22,6 +27,7 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     duration: Histogram,
     leader: Gauge,
+    requests: Family<RequestLabels, Counter>,
 }
 
 impl Metrics {
@@ -53,12 +59,19 @@ impl Metrics {
             "1 while this replica holds the leader Lease and reconciles",
             leader.clone(),
         );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "kube_requests",
+            "Requests sent to the Kubernetes API server, by HTTP method (watches are GETs)",
+            requests.clone(),
+        );
         Self {
             registry,
             reconciliations,
             errors,
             duration,
             leader,
+            requests,
         }
     }
 
@@ -73,6 +86,15 @@ impl Metrics {
         self.errors
             .get_or_create(&ErrorLabels {
                 error: error.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records one request to the API server.
+    pub fn requested(&self, method: &::http::Method) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.as_str().to_owned(),
             })
             .inc();
     }
@@ -102,6 +124,7 @@ mod tests {
         metrics.reconciled(Duration::from_millis(5));
         metrics.failed("kube");
         metrics.set_leader(true);
+        metrics.requested(&::http::Method::PATCH);
         let text = metrics.encode();
         assert!(
             text.contains("synapse_operator_reconciliations_total 2"),
@@ -116,5 +139,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("synapse_operator_leader 1"), "{text}");
+        assert!(
+            text.contains("synapse_operator_kube_requests_total{method=\"PATCH\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -100,8 +100,8 @@ where
     Fut: Future<Output = ()>,
 {
     logging::init(args.log_format, &args.log_level)?;
-    let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::new(operator));
+    let client = counting_client(Arc::clone(&metrics)).await?;
     let health = Health::new(args.leader_elect.then_some(LEASE_DURATION));
     let shutdown = CancellationToken::new();
 
@@ -173,6 +173,22 @@ where
     while servers.join_next().await.is_some() {}
     tracing::info!(operator, "stopped");
     outcome
+}
+
+/// The client of the inferred configuration (in-cluster or `KUBECONFIG`), counting every request
+/// it sends in `metrics`: the API load an operator puts on the apiserver, writes included.
+async fn counting_client(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let count =
+        tower::util::MapRequestLayer::new(move |request: ::http::Request<kube::client::Body>| {
+            metrics.requested(request.method());
+            request
+        });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
 }
 
 /// Installs SIGTERM and SIGINT handlers; the returned future cancels `shutdown` on either.
