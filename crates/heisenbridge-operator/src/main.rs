@@ -1,10 +1,22 @@
-//! The heisenbridge-operator: deploys Heisenbridge IRC bridges and registers them with a Synapse (the `Heisenbridge` kind).
+//! The heisenbridge-operator: deploys Heisenbridge IRC bridges and registers them with a Synapse
+//! (the `Heisenbridge` kind).
 //!
-//! `heisenbridge-operator [run]` runs it; `heisenbridge-operator crd` prints the CustomResourceDefinition of its kind.
+//! `heisenbridge-operator [run]` runs it; `heisenbridge-operator crd` prints the
+//! CustomResourceDefinition of its kind. A reconciliation ([`reconcile`]) runs the shared bridge
+//! skeleton around this operator's steps: [`validate`] makes the registration ([`registration`]
+//! checks a user's, [`registration_json`] writes it), [`build`] makes the objects ([`workload`]
+//! the Deployment and Service), [`status`] computes the status; [`controller`] wires the caches
+//! and watches.
 
+mod build;
+mod context;
 mod controller;
+mod names;
+mod reconcile;
 mod registration;
+mod registration_json;
 mod status;
+mod validate;
 mod workload;
 
 use clap::Parser as _;

@@ -1,15 +1,17 @@
-//! `Heisenbridge.status` computed from what the reconciliation found and applied, and the
-//! Events its changes call for. Pure.
+//! The status step: `Heisenbridge.status` computed from what the reconciliation found and
+//! applied, and the Events its changes call for. Pure.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, Rollout, reasons};
-use operator_common::bridge_status::{
+use operator_common::bridge::status::{
     BridgeStatusFields, Verdict, ready_verdict, record_verdicts, registered_verdict,
     synapse_not_found,
 };
-use operator_common::events::{Notice, condition_notices};
-use synapse_types::HeisenbridgeStatus;
+use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, reasons};
+use operator_common::events::EventPolicy;
+use operator_common::pipeline::Converged;
+use operator_common::rollout::Rollout;
 use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED};
+use synapse_types::{Heisenbridge, HeisenbridgeStatus};
 
 use crate::registration::{CONFIG_MAP_KEY, InvalidRegistration};
 
@@ -149,16 +151,26 @@ pub fn next_status(
     status
 }
 
-/// The Events for the conditions that changed from `before` to `after`: a Warning for each
-/// problem the user must act on, a Normal one when the bridge becomes ready or registered.
-pub fn notices(before: Option<&HeisenbridgeStatus>, after: &HeisenbridgeStatus) -> Vec<Notice> {
-    let before = before.map(|b| b.conditions.as_slice()).unwrap_or_default();
-    condition_notices(
-        before,
-        &after.conditions,
-        &[CONDITION_READY, CONDITION_REGISTERED],
-        is_failure,
-    )
+/// The Events of a Heisenbridge: a Warning for each problem the user must act on, a Normal
+/// one when it becomes ready or registered.
+pub const EVENTS: EventPolicy = EventPolicy {
+    conditions: &[CONDITION_READY, CONDITION_REGISTERED],
+    is_warning: |condition| is_failure(&condition.reason),
+    announce_progress: false,
+};
+
+/// The end of a reconciliation of `bridge` that arrived at `outcome`.
+pub fn converged(
+    bridge: &Heisenbridge,
+    outcome: &Outcome,
+    now: Time,
+) -> Converged<HeisenbridgeStatus> {
+    Converged::status(next_status(
+        bridge.status.as_ref(),
+        bridge.metadata.generation,
+        outcome,
+        now,
+    ))
 }
 
 #[cfg(test)]
@@ -168,8 +180,16 @@ mod tests {
     use operator_common::conditions::{find_condition, is_condition_true};
     use synapse_types::common::State;
 
+    use operator_common::events::{Notice, condition_notices};
+    use operator_common::registration_file::Violation as SynapseRule;
+
     use super::*;
     use crate::registration::Violation;
+
+    fn notices(before: Option<&HeisenbridgeStatus>, after: &HeisenbridgeStatus) -> Vec<Notice> {
+        let before = before.map(|b| b.conditions.as_slice()).unwrap_or_default();
+        condition_notices(before, &after.conditions, &EVENTS)
+    }
 
     fn at(seconds: i64) -> Time {
         Time(Timestamp::from_second(seconds).unwrap())
@@ -312,7 +332,9 @@ mod tests {
         let problem = Problem::InvalidRegistration {
             namespace: "ns".into(),
             name: "cfg".into(),
-            error: InvalidRegistration(vec![Violation::MissingSenderLocalpart]),
+            error: InvalidRegistration(vec![Violation::Synapse(
+                SynapseRule::MissingSenderLocalpart,
+            )]),
         };
         let running = next_status(
             None,

@@ -1,10 +1,9 @@
-//! The bridge's objects as pure builders: registration Secret, Deployment and Service.
+//! The build step: the bridge's Deployment and Service as pure builders.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, KeyToPath, ResourceRequirements, Secret, Service};
+use k8s_openapi::api::core::v1::{Container, KeyToPath, ResourceRequirements, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use operator_common::workload::{
@@ -27,39 +26,6 @@ pub const REGISTRATION_DIR: &str = "/registration";
 pub const REGISTRATION_HASH_ANNOTATION: &str = "synapse.opdev.io/registration-hash";
 /// Heisenbridge's liveness endpoint. Its `/_matrix/mau/ready` always answers 500.
 const LIVE_PATH: &str = "/_matrix/mau/live";
-
-/// Names of the objects a Heisenbridge owns.
-pub mod names {
-    use super::PORT;
-
-    /// The Deployment and the Service.
-    pub fn workload(bridge: &str) -> String {
-        format!("{bridge}-heisenbridge")
-    }
-
-    /// The registration Secret.
-    pub fn registration_secret(bridge: &str) -> String {
-        format!("{bridge}-heisenbridge-registration")
-    }
-
-    /// The URL Synapse sends the bridge's transactions to: its Service.
-    pub fn service_url(bridge: &str, namespace: &str) -> String {
-        format!("http://{}.{namespace}.svc:{PORT}", workload(bridge))
-    }
-}
-
-/// The registration Secret: the registration file under [`REGISTRATION_SECRET_KEY`].
-pub fn registration_secret(meta: ObjectMeta, registration: &str) -> Secret {
-    Secret {
-        metadata: meta,
-        data: Some(BTreeMap::from([(
-            REGISTRATION_SECRET_KEY.to_owned(),
-            ByteString(registration.as_bytes().to_vec()),
-        )])),
-        type_: Some("Opaque".into()),
-        ..Secret::default()
-    }
-}
 
 /// Everything the Deployment depends on.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,6 +138,7 @@ pub fn heisenbridge_service(meta: ObjectMeta, selector: BTreeMap<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names;
 
     fn workload() -> BridgeWorkload {
         BridgeWorkload {

@@ -1,97 +1,172 @@
-//! Server-side apply: the one way the operators write objects and statuses.
+//! The writes of a reconciliation, all under the operator's field manager and all classified by
+//! [`crate::error`]: server-side apply of the objects the operator owns (only when the cached
+//! object differs, so a steady state writes nothing), of the status, and the one policy for
+//! retained objects ([`crate::retained`]).
 
 use std::fmt::Debug;
 
-use kube::Resource;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::NamespaceResourceScope;
+use kube::{Client, Resource, ResourceExt as _};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// An apply failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The object to apply has no name.
-    #[error("cannot apply a {kind} without a name")]
-    MissingName {
-        /// Kind of the object.
-        kind: String,
-    },
-    /// The API server refused the apply.
-    #[error("cannot apply {kind} {name}: {error}")]
-    Api {
-        /// Kind of the object.
-        kind: String,
-        /// Name of the object.
-        name: String,
-        /// The API server's answer.
-        #[source]
-        error: kube::Error,
-    },
+use crate::error::{Error, api_error};
+use crate::reconciled::Reconciled;
+
+/// What an apply needs of a kind.
+pub trait Applicable:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Debug
+{
 }
 
-/// Applies `object` as `field_manager`, taking over fields another manager set (the operator owns
-/// what it applies). Returns the object as stored.
-pub async fn apply<K>(api: &Api<K>, field_manager: &str, object: &K) -> Result<K, ApplyError>
-where
-    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+impl<K> Applicable for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
 {
-    let kind = K::kind(&()).into_owned();
-    let name = object
-        .meta()
-        .name
-        .clone()
-        .ok_or_else(|| ApplyError::MissingName { kind: kind.clone() })?;
-    api.patch(
-        &name,
-        &PatchParams::apply(field_manager).force(),
-        &Patch::Apply(object),
-    )
-    .await
-    .map_err(|error| ApplyError::Api { kind, name, error })
 }
 
-/// Applies `status` to the status subresource of the `K` named `name`, as `field_manager`;
-/// `None` when the object is gone (deleted while it was reconciled).
-pub async fn apply_status<K, S>(
-    api: &Api<K>,
-    field_manager: &str,
-    name: &str,
-    status: &S,
-) -> Result<Option<K>, ApplyError>
-where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
-    S: Serialize,
-{
-    let kind = K::kind(&()).into_owned();
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": kind,
-        "status": status,
-    });
-    match api
-        .patch_status(
-            name,
-            &PatchParams::apply(field_manager).force(),
-            &Patch::Apply(&patch),
+/// Writes as one operator.
+#[derive(Clone)]
+pub struct Applier {
+    client: Client,
+    field_manager: &'static str,
+}
+
+impl Applier {
+    pub fn new(client: Client, field_manager: &'static str) -> Self {
+        Self {
+            client,
+            field_manager,
+        }
+    }
+
+    /// The operator's field manager.
+    pub fn field_manager(&self) -> &'static str {
+        self.field_manager
+    }
+
+    /// The client, for the few reads a reconciliation makes outside its caches.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The API of `K` in `namespace`.
+    pub fn api<K: Applicable>(&self, namespace: &str) -> Api<K> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// `verb K namespace/name` of `object`, for messages.
+    pub fn describe<K: Resource<DynamicType = ()>>(verb: &str, object: &K) -> String {
+        format!(
+            "{verb} {} {}/{}",
+            K::kind(&()),
+            object.namespace().unwrap_or_default(),
+            object.name_any()
         )
-        .await
-    {
-        Ok(object) => Ok(Some(object)),
-        // Deleted while it was being reconciled: there is nothing left to report on.
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
-        Err(error) => Err(ApplyError::Api {
-            kind,
-            name: name.to_owned(),
-            error,
-        }),
+    }
+
+    /// Applies `desired` unless `existing` (the cached object) already holds everything it
+    /// sets; returns the object as stored. Fields another manager set are taken over: the
+    /// operator owns what it applies.
+    pub async fn apply<K: Applicable>(
+        &self,
+        desired: &K,
+        existing: Option<&K>,
+    ) -> Result<K, Error> {
+        if let Some(existing) = existing
+            && is_applied(desired, existing)
+        {
+            return Ok(existing.clone());
+        }
+        let namespace = desired.namespace().unwrap_or_default();
+        self.api::<K>(&namespace)
+            .patch(
+                &desired.name_any(),
+                &PatchParams::apply(self.field_manager).force(),
+                &Patch::Apply(desired),
+            )
+            .await
+            .map_err(api_error(Self::describe("apply", desired)))
+    }
+
+    /// Creates `object`; a create that lost a race with another is transient (the next
+    /// attempt sees the object).
+    pub async fn create<K: Applicable>(&self, object: &K) -> Result<K, Error> {
+        let namespace = object.namespace().unwrap_or_default();
+        self.api::<K>(&namespace)
+            .create(&PostParams::default(), object)
+            .await
+            .map_err(api_error(Self::describe("create", object)))
+    }
+
+    /// A JSON merge patch of the `K` `name` in `namespace` (`what` names the change).
+    pub async fn merge<K: Applicable>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+        what: &str,
+    ) -> Result<K, Error> {
+        self.api::<K>(namespace)
+            .patch(name, &self.merge_params(), &Patch::Merge(patch))
+            .await
+            .map_err(api_error(format!(
+                "{what} of {} {namespace}/{name}",
+                K::kind(&())
+            )))
+    }
+
+    /// The parameters of a merge patch under the operator's field manager.
+    pub fn merge_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.field_manager.to_owned()),
+            ..PatchParams::default()
+        }
+    }
+
+    /// Applies `status` as the status of `object`; nothing when the object is gone (deleted
+    /// while it was reconciled).
+    pub async fn apply_status<K: Reconciled>(
+        &self,
+        object: &K,
+        status: &K::Status,
+    ) -> Result<(), Error> {
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        let namespace = object.namespace().unwrap_or_default();
+        let result = self
+            .api::<K>(&namespace)
+            .patch_status(
+                &object.name_any(),
+                &PatchParams::apply(self.field_manager).force(),
+                &Patch::Apply(&patch),
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+            Err(error) => Err(api_error(Self::describe("write the status of", object))(
+                error,
+            )),
+        }
     }
 }
 
 /// Whether `existing` already holds everything `desired` sets, so applying `desired` would change
 /// nothing: every field of `desired` is present in `existing` with the same value (fields the API
 /// server defaulted are ignored), and lists have the same length and matching items in order.
-/// The operators apply only when this is false, so a steady-state reconcile writes nothing. A
-/// map key the operator stops setting stays until the next apply that changes something else.
+/// A map key the operator stops setting stays until the next apply that changes something else.
 pub fn is_applied<K: Serialize>(desired: &K, existing: &K) -> bool {
     match (
         serde_json::to_value(desired),
@@ -112,23 +187,6 @@ fn is_subset(desired: &serde_json::Value, existing: &serde_json::Value) -> bool 
             d.len() == e.len() && d.iter().zip(e).all(|(d, e)| is_subset(d, e))
         }
         (d, e) => d == e,
-    }
-}
-
-/// Applies `desired` unless `existing` (the cached object) already matches it; returns the
-/// object as stored.
-pub async fn apply_if_changed<K>(
-    api: &Api<K>,
-    field_manager: &str,
-    desired: &K,
-    existing: Option<&K>,
-) -> Result<K, ApplyError>
-where
-    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
-{
-    match existing {
-        Some(existing) if is_applied(desired, existing) => Ok(existing.clone()),
-        _ => apply(api, field_manager, desired).await,
     }
 }
 

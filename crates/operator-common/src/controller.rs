@@ -1,216 +1,172 @@
-//! The controller loop every operator runs for its kind: a watch with its cache, readiness once
-//! the cache is synced, metrics and logging around each reconciliation, and an error policy.
+//! The controller every operator runs for its kind: its objects read one by one (one that cannot
+//! be read is skipped, see [`crate::watch::tolerant`]), at most `--max-concurrent-reconciles`
+//! reconciliations at once, each in a tracing span naming its object and run only once the
+//! caches it reads are filled, failures retried with a backoff per object and counted by
+//! [`ErrorKind`](crate::error::ErrorKind).
 
-use std::convert::Infallible;
-use std::fmt::Debug;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
-use k8s_openapi::jiff::Timestamp;
-use kube::Resource;
-use kube::api::Api;
-use kube::core::NamespaceResourceScope;
-use kube::runtime::controller::{Action, Controller};
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt as _, StreamExt as _};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::{Lookup, ObjectRef, Store};
 use kube::runtime::watcher;
-use serde::de::DeserializeOwned;
-use synapse_types::common::CONDITION_READY;
+use tracing::Instrument as _;
 
-use crate::apply::apply_status;
+use crate::error::{Error, ErrorKind};
 use crate::events::Events;
+use crate::reconciled::Reconciled;
 use crate::runtime::Runtime;
+use crate::watch::{resource_of, tolerant};
 
-/// How long a failed reconciliation waits before it is retried.
-pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(15);
+/// The first retry of a failed reconciliation; each further failure doubles the wait.
+pub const FIRST_RETRY: Duration = Duration::from_secs(5);
+/// The longest wait between retries.
+pub const MAX_RETRY: Duration = Duration::from_secs(120);
 
-/// How often the cache's readiness is checked until it is synced.
-const SYNC_POLL: Duration = Duration::from_millis(500);
+/// How long a trigger waits for more triggers of the same object, so that a burst of changes
+/// (a child created, then its status) is reconciled once.
+const DEBOUNCE: Duration = Duration::from_millis(100);
 
-/// A reconciliation error, counted in the metrics under a stable label.
-pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
-    /// Stable, low-cardinality name of the kind of error, e.g. `kube` or `invalid-config`.
-    fn metric_label(&self) -> &'static str;
+/// The caches a reconciliation reads; it runs only once all of them are filled, so that it
+/// never takes an object it has not seen yet for a missing one.
+#[derive(Clone, Default)]
+pub struct Caches {
+    filled: Vec<Shared<BoxFuture<'static, ()>>>,
 }
 
-/// For reconcilers that cannot fail.
-impl ReconcileError for Infallible {
-    fn metric_label(&self) -> &'static str {
-        match *self {}
-    }
-}
-
-/// Reason of the `Ready` condition and of the Warning Event when the API server refuses a request
-/// of the operator (HTTP 403): its RBAC rules lack a permission.
-pub const REASON_FORBIDDEN: &str = "Forbidden";
-
-/// The API server's refusal (HTTP 403) anywhere in `error`'s chain of sources: its message.
-fn forbidden(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        let status = match e.downcast_ref::<kube::Error>() {
-            Some(kube::Error::Api(status)) => Some(status.as_ref()),
-            _ => e.downcast_ref::<kube::core::Status>(),
-        };
-        if let Some(status) = status.filter(|s| s.code == 403) {
-            return Some(status.message.clone());
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// Surfaces a refused request on the object, where `kubectl describe` shows it: `Ready=False`
-/// with reason [`REASON_FORBIDDEN`] (written under a field manager of its own, so only that
-/// condition is touched; the next successful reconciliation takes it back) and a Warning Event.
-#[derive(Clone)]
-struct Refusals {
-    client: kube::Client,
-    events: Events,
-    field_manager: String,
-}
-
-impl Refusals {
-    async fn report<K>(&self, object: &K, refusal: &str)
+impl Caches {
+    /// Adds `store`.
+    pub fn add<K>(&mut self, store: &Store<K>)
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + serde::Serialize,
+        K: Lookup + Clone + Send + Sync + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
     {
-        let (Some(name), Some(namespace)) = (
-            object.meta().name.as_deref(),
-            object.meta().namespace.as_deref(),
-        ) else {
-            return;
-        };
-        let message = format!(
-            "the operator is not allowed to do what this object needs: {refusal}. Grant the \
-             permission to the operator's ServiceAccount (its Helm chart's RBAC rules list them)"
+        let store = store.clone();
+        self.filled.push(
+            async move {
+                // An error means the writer is gone: the controller is stopping.
+                let _ = store.wait_until_ready().await;
+            }
+            .boxed()
+            .shared(),
         );
-        let current = serde_json::to_value(object).ok();
-        let ready = current.as_ref().and_then(|o| {
-            o["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == CONDITION_READY)
-                .cloned()
-        });
-        // Reported already: nothing to write on every retry.
-        if ready
-            .as_ref()
-            .is_some_and(|c| c["reason"] == REASON_FORBIDDEN && c["message"] == message.as_str())
-        {
-            return;
-        }
-        let since = ready
-            .filter(|c| c["status"] == "False")
-            .and_then(|c| c["lastTransitionTime"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| Timestamp::now().to_string());
-        self.events
-            .warning(object, REASON_FORBIDDEN, message.clone())
-            .await;
-        let condition = serde_json::json!({"conditions": [{
-            "type": CONDITION_READY,
-            "status": "False",
-            "reason": REASON_FORBIDDEN,
-            "message": message,
-            "lastTransitionTime": since,
-            "observedGeneration": object.meta().generation,
-        }]});
-        let api = Api::<K>::namespaced(self.client.clone(), namespace);
-        if let Err(error) = apply_status(&api, &self.field_manager, name, &condition).await {
-            tracing::warn!(error = %error, "cannot record the refusal in the status");
-        }
     }
+
+    /// Waits until every cache is filled.
+    pub async fn filled(&self) {
+        futures::future::join_all(self.filled.iter().cloned()).await;
+    }
+}
+
+/// Failures in a row per object, for the backoff.
+type Failures<K> = Arc<Mutex<HashMap<ObjectRef<K>, u32>>>;
+
+/// The wait before retrying after the `failures`-th failure in a row.
+pub fn retry_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_RETRY.saturating_mul(1 << doublings).min(MAX_RETRY)
 }
 
 /// Runs the controller of kind `K` until the runtime's shutdown token is cancelled.
-/// `configure` adds the watches of related objects (`owns`, `watches`) to the controller.
-pub async fn run_controller<K, Ctx, E, Fut>(
+/// `watches` adds the watches of related objects to the controller (`owns_stream`,
+/// `watches_stream`); `caches` are the stores the reconciliation reads.
+pub async fn run_controller<K, Ctx, Fut>(
     runtime: &Runtime,
-    configure: impl FnOnce(Controller<K>) -> Controller<K>,
-    mut reconcile: impl FnMut(Arc<K>, Arc<Ctx>) -> Fut,
+    watches: impl FnOnce(Controller<K>) -> Controller<K>,
+    caches: Caches,
+    reconcile: impl Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
     context: Arc<Ctx>,
 ) where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + serde::Serialize
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Reconciled,
     Ctx: Send + Sync + 'static,
-    E: ReconcileError,
-    Fut: Future<Output = Result<Action, E>> + Send + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    let controller = configure(Controller::new(
-        runtime.api::<K>(),
+    let events = Events::new(runtime.client.clone(), runtime.field_manager);
+    let (store, triggers) = tolerant::<K>(
+        runtime.dynamic_api(&resource_of::<K>()),
         watcher::Config::default(),
-    ));
+        events,
+    );
+    let mut caches = caches;
+    caches.add(&store);
+    let controller = watches(Controller::for_stream(triggers, store)).with_config(
+        controller::Config::default()
+            .concurrency(runtime.concurrency)
+            .debounce(DEBOUNCE),
+    );
 
     let health = runtime.health.clone();
-    let synced = controller.store();
+    let readiness_caches = caches.clone();
     let readiness = tokio::spawn(async move {
-        // The store wakes only the last of several concurrent waiters, and the controller waits
-        // on it too: poll again and again until the (memoised) readiness is seen.
-        loop {
-            match tokio::time::timeout(SYNC_POLL, synced.wait_until_ready()).await {
-                Ok(Ok(())) => break,
-                Ok(Err(_)) => return,
-                Err(_) => {}
-            }
-        }
-        tracing::info!(kind = %K::kind(&()), "cache synced");
+        readiness_caches.filled().await;
+        tracing::info!(kind = %K::kind(&()), "caches synced");
         health.set_synced(true);
     });
 
+    let failures: Failures<K> = Arc::default();
     let metrics = Arc::clone(&runtime.metrics);
-    let timed_reconcile = move |object: Arc<K>, context: Arc<Ctx>| {
+    let succeeded = Arc::clone(&failures);
+    let reconcile = Arc::new(reconcile);
+    let run_one = move |object: Arc<K>, context: Arc<Ctx>| {
         let metrics = Arc::clone(&metrics);
-        let started = Instant::now();
-        let reconciliation = reconcile(object, context);
+        let succeeded = Arc::clone(&succeeded);
+        let (caches, reconcile) = (caches.clone(), Arc::clone(&reconcile));
+        let reference = ObjectRef::from_obj(object.as_ref());
+        let span = tracing::info_span!(
+            "reconcile",
+            kind = %K::kind(&()),
+            namespace = reference.namespace.as_deref().unwrap_or_default(),
+            name = %reference.name,
+        );
         async move {
-            let result = reconciliation.await;
+            caches.filled().await;
+            let started = Instant::now();
+            let result = reconcile(object, context).await;
             metrics.reconciled(started.elapsed());
+            if result.is_ok() {
+                lock(&succeeded).remove(&reference);
+            }
             result
         }
+        .instrument(span)
     };
     let metrics = Arc::clone(&runtime.metrics);
-    let refusals = Refusals {
-        client: runtime.client.clone(),
-        events: Events::new(runtime.client.clone(), runtime.field_manager),
-        field_manager: format!("{}-errors", runtime.field_manager),
-    };
-    let error_policy = move |object: Arc<K>, error: &E, _: Arc<Ctx>| {
-        metrics.failed(error.metric_label());
-        tracing::warn!(
-            kind = %K::kind(&()),
-            namespace = object.meta().namespace.as_deref().unwrap_or_default(),
-            name = object.meta().name.as_deref().unwrap_or_default(),
-            error = %error,
-            "reconciliation failed"
-        );
-        if let Some(refusal) = forbidden(error) {
-            let refusals = refusals.clone();
-            tokio::spawn(async move { refusals.report(object.as_ref(), &refusal).await });
+    let error_policy = move |object: Arc<K>, error: &Error, _: Arc<Ctx>| {
+        let kind = error.kind();
+        metrics.failed(kind.label());
+        let reference = ObjectRef::from_obj(object.as_ref());
+        let failed = {
+            let mut failures = lock(&failures);
+            let count = failures.entry(reference.clone()).or_insert(0);
+            *count += 1;
+            *count
+        };
+        let retry = retry_after(failed);
+        let (namespace, name) = (reference.namespace.unwrap_or_default(), reference.name);
+        if kind == ErrorKind::Transient {
+            tracing::warn!(%namespace, %name, error.kind = kind.label(), %error, ?retry, "reconciliation failed");
+        } else {
+            // Recorded on the object itself by the pipeline.
+            tracing::info!(%namespace, %name, error.kind = kind.label(), %error, ?retry, "the API server refused a request");
         }
-        Action::requeue(RETRY_AFTER_ERROR)
+        Action::requeue(retry)
     };
 
     controller
         .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned())
-        .run(timed_reconcile, error_policy, context)
+        .run(run_one, error_policy, context)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(object = %object, "reconciled"),
                 // Failed reconciliations were logged and counted by the error policy.
-                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(controller::Error::ReconcilerFailed(..)) => {}
                 // A related object names one of our kind that does not exist (a registration
                 // Secret labelled for a deleted Synapse, say): nothing to do.
-                Err(e @ kube::runtime::controller::Error::ObjectNotFound(_)) => {
+                Err(e @ controller::Error::ObjectNotFound(_)) => {
                     tracing::debug!(error = %e, "trigger for an object that does not exist")
                 }
                 Err(e) => tracing::warn!(error = %e, "controller error"),
@@ -219,4 +175,24 @@ pub async fn run_controller<K, Ctx, E, Fut>(
         .await;
     readiness.abort();
     runtime.health.set_synced(false);
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_ceiling() {
+        assert_eq!(retry_after(1), Duration::from_secs(5));
+        assert_eq!(retry_after(2), Duration::from_secs(10));
+        assert_eq!(retry_after(4), Duration::from_secs(40));
+        assert_eq!(retry_after(6), MAX_RETRY);
+        assert_eq!(retry_after(60), MAX_RETRY);
+    }
 }

@@ -1,5 +1,7 @@
-//! Kubernetes Events on the custom resources: what a user sees in `kubectl describe`.
+//! Kubernetes Events on the custom resources: what a user sees in `kubectl describe`. One rule
+//! turns condition changes into Events for every operator ([`condition_notices`]).
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
@@ -23,28 +25,44 @@ impl Events {
         }
     }
 
-    /// A Normal event: a notable transition.
-    pub async fn normal<K>(&self, object: &K, reason: &str, note: String)
-    where
-        K: Resource<DynamicType = ()>,
-    {
-        self.publish_one(object, EventType::Normal, reason, note)
-            .await;
-    }
-
     /// A Warning event: a problem the user must act on; `note` says what to do.
     pub async fn warning<K>(&self, object: &K, reason: &str, note: String)
     where
         K: Resource<DynamicType = ()>,
     {
+        self.warning_on(&object.object_ref(&()), reason, note).await;
+    }
+
+    /// [`Events::warning`] on an object known only by its reference.
+    pub async fn warning_on(&self, object: &ObjectReference, reason: &str, note: String) {
         self.publish_one(object, EventType::Warning, reason, note)
             .await;
     }
 
-    async fn publish_one<K>(&self, object: &K, type_: EventType, reason: &str, note: String)
+    /// Publishes `notices` about `object`.
+    pub async fn publish<K>(&self, object: &K, notices: Vec<Notice>)
     where
         K: Resource<DynamicType = ()>,
     {
+        let reference = object.object_ref(&());
+        for notice in notices {
+            let type_ = if notice.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            self.publish_one(&reference, type_, &notice.reason, notice.message)
+                .await;
+        }
+    }
+
+    async fn publish_one(
+        &self,
+        object: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_owned(),
@@ -52,72 +70,151 @@ impl Events {
             action: "Reconcile".to_owned(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+        if let Err(error) = self.recorder.publish(&event, object).await {
             tracing::warn!(reason, error = %error, "cannot publish event");
         }
     }
 }
 
-/// An Event to publish for a condition that changed.
+/// An Event to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
     /// A Warning (a problem the user must act on) rather than a Normal Event.
     pub warning: bool,
-    /// The condition's reason, also the Event's.
+    /// The Event's reason (a condition's reason when it stands for one).
     pub reason: String,
-    /// The condition's message, the Event's note.
+    /// The Event's note.
     pub message: String,
 }
 
-/// The Events for the conditions of `types` that changed from `before` to `after`: a Warning for
-/// each reason `is_failure` names, a Normal one when a condition becomes True. Progress in
-/// between makes none, and one reason is announced once.
+/// Which condition changes of a kind are announced, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct EventPolicy {
+    /// The condition types whose changes are announced.
+    pub conditions: &'static [&'static str],
+    /// Whether a condition stands for a problem the user must act on: a Warning.
+    pub is_warning: fn(&Condition) -> bool,
+    /// Whether a change that is neither a problem nor a condition becoming True (progress such
+    /// as a rollout under way) gets a Normal Event too.
+    pub announce_progress: bool,
+}
+
+/// The Events for the conditions the policy names that changed from `before` to `after`.
+/// A condition changed when its status or reason did, or, for a problem, its message (another
+/// problem of the same kind). A reason is announced once per change.
 pub fn condition_notices(
     before: &[Condition],
     after: &[Condition],
-    types: &[&str],
-    is_failure: impl Fn(&str) -> bool,
+    policy: &EventPolicy,
 ) -> Vec<Notice> {
     let find = |conditions: &[Condition], type_: &str| {
         conditions.iter().find(|c| c.type_ == type_).cloned()
     };
     let mut notices: Vec<Notice> = Vec::new();
-    for type_ in types {
+    for type_ in policy.conditions {
         let Some(now) = find(after, type_) else {
             continue;
         };
+        let warning = (policy.is_warning)(&now);
         let unchanged = find(before, type_).is_some_and(|was| {
-            was.status == now.status && was.reason == now.reason && was.message == now.message
+            was.status == now.status
+                && was.reason == now.reason
+                && (!warning || was.message == now.message)
         });
-        if unchanged {
+        let announced = warning || now.status == "True" || policy.announce_progress;
+        if unchanged || !announced || notices.iter().any(|n| n.reason == now.reason) {
             continue;
         }
-        let warning = is_failure(&now.reason);
-        if (warning || now.status == "True") && !notices.iter().any(|n| n.reason == now.reason) {
-            notices.push(Notice {
-                warning,
-                reason: now.reason,
-                message: now.message,
-            });
-        }
+        notices.push(Notice {
+            warning,
+            reason: now.reason,
+            message: now.message,
+        });
     }
     notices
 }
 
-impl Events {
-    /// Publishes `notices` about `object`.
-    pub async fn publish<K>(&self, object: &K, notices: Vec<Notice>)
-    where
-        K: Resource<DynamicType = ()>,
-    {
-        for notice in notices {
-            let type_ = if notice.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
-            self.publish_one(object, type_, &notice.reason, notice.message)
-                .await;
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: None,
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
         }
+    }
+
+    const BRIDGE: EventPolicy = EventPolicy {
+        conditions: &["Ready", "Registered"],
+        is_warning: |c| c.reason == "InvalidConfig",
+        announce_progress: false,
+    };
+
+    fn reasons(notices: &[Notice]) -> Vec<(bool, &str)> {
+        notices
+            .iter()
+            .map(|n| (n.warning, n.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn problems_warn_true_conditions_inform_and_progress_follows_the_policy() {
+        let progress = [condition("Ready", "False", "RollingOut", "starting")];
+        assert!(condition_notices(&[], &progress, &BRIDGE).is_empty());
+        let announcing = EventPolicy {
+            announce_progress: true,
+            ..BRIDGE
+        };
+        assert_eq!(
+            reasons(&condition_notices(&[], &progress, &announcing)),
+            [(false, "RollingOut")]
+        );
+        let up = [
+            condition("Ready", "True", "Running", "up"),
+            condition("Registered", "True", "Registered", "live"),
+        ];
+        assert_eq!(
+            reasons(&condition_notices(&progress, &up, &BRIDGE)),
+            [(false, "Running"), (false, "Registered")]
+        );
+        assert!(condition_notices(&up, &up, &BRIDGE).is_empty());
+    }
+
+    #[test]
+    fn a_problem_is_announced_once_per_reason_and_again_when_its_message_changes() {
+        let broken = |m: &str| {
+            [
+                condition("Ready", "False", "InvalidConfig", m),
+                condition("Registered", "False", "InvalidConfig", m),
+            ]
+        };
+        let first = condition_notices(&[], &broken("a"), &BRIDGE);
+        assert_eq!(reasons(&first), [(true, "InvalidConfig")]);
+        assert!(condition_notices(&broken("a"), &broken("a"), &BRIDGE).is_empty());
+        assert_eq!(
+            reasons(&condition_notices(&broken("a"), &broken("b"), &BRIDGE)),
+            [(true, "InvalidConfig")]
+        );
+        // Progress messages change without an Event.
+        let announcing = EventPolicy {
+            announce_progress: true,
+            ..BRIDGE
+        };
+        assert!(
+            condition_notices(
+                &[condition("Ready", "False", "RollingOut", "a")],
+                &[condition("Ready", "False", "RollingOut", "b")],
+                &announcing
+            )
+            .is_empty()
+        );
     }
 }

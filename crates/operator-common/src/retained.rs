@@ -1,8 +1,118 @@
 //! Objects that outlive their owner by default (`deletionPolicy: Retain`): generated Secrets, data
-//! volumes, database Clusters. They are created once without an owner; afterwards only their
-//! labels and owner reference are brought in line with the policy.
+//! volumes, database Clusters. The one policy for them: created once (never replaced, so a stale
+//! read can never swap generated secrets or a volume for new ones), afterwards only their labels
+//! and owner reference follow the deletion policy, and a generated Secret only gets back the keys
+//! that went missing.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::ResourceExt as _;
+
+use crate::apply::{Applicable, Applier};
+use crate::error::Error;
+use crate::subject::Subject;
+
+/// Creates `desired` when `existing` (the cached metadata) says it does not exist yet;
+/// otherwise brings only its labels and owner reference in line with `desired`.
+pub async fn ensure<K: Applicable>(
+    applier: &Applier,
+    subject: &Subject,
+    desired: &K,
+    existing: Option<&ObjectMeta>,
+) -> Result<(), Error> {
+    match existing {
+        None => applier.create(desired).await.map(drop),
+        Some(existing) => match metadata_patch(subject, desired.meta(), existing) {
+            None => Ok(()),
+            Some(patch) => applier
+                .merge::<K>(
+                    &subject.namespace,
+                    &desired.name_any(),
+                    &patch,
+                    "set the labels and owner",
+                )
+                .await
+                .map(drop),
+        },
+    }
+}
+
+/// A Secret of generated values (`meta` names it), created once with `generate(&{})`;
+/// afterwards `generate(current)` may only add the keys that went missing, which are written
+/// guarded by the version that was read. Returns the Secret's data.
+pub async fn ensure_generated_secret<E>(
+    applier: &Applier,
+    subject: &Subject,
+    meta: ObjectMeta,
+    existing: Option<&Secret>,
+    generate: impl Fn(&BTreeMap<String, Vec<u8>>) -> Result<BTreeMap<String, Vec<u8>>, E>,
+) -> Result<BTreeMap<String, Vec<u8>>, Error>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let name = meta.name.clone().unwrap_or_default();
+    let generated = |current: &BTreeMap<String, Vec<u8>>| {
+        generate(current)
+            .map_err(|e| Error::transient(format!("generate the keys of Secret {name}"), e))
+    };
+    let Some(existing) = existing else {
+        let data = generated(&BTreeMap::new())?;
+        let secret = Secret {
+            metadata: meta,
+            data: Some(bytes(&data)),
+            ..Secret::default()
+        };
+        applier.create(&secret).await?;
+        return Ok(data);
+    };
+    let current: BTreeMap<String, Vec<u8>> = existing
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    let complete = generated(&current)?;
+    // Someone removed or emptied a key: add back only those.
+    let missing: BTreeMap<String, Vec<u8>> = complete
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !missing.is_empty() {
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": existing.metadata.resource_version},
+            "data": bytes(&missing),
+        });
+        applier
+            .merge::<Secret>(&subject.namespace, &name, &patch, "add the missing keys")
+            .await?;
+    }
+    let desired = Secret {
+        metadata: meta,
+        ..Secret::default()
+    };
+    ensure(applier, subject, &desired, Some(&existing.metadata)).await?;
+    Ok(complete)
+}
+
+fn bytes(data: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, ByteString> {
+    data.iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+        .collect()
+}
+
+/// The merge patch giving an existing object of `subject` the labels and owner of `desired`.
+pub fn metadata_patch(
+    subject: &Subject,
+    desired: &ObjectMeta,
+    existing: &ObjectMeta,
+) -> Option<serde_json::Value> {
+    let owner = subject.owner();
+    retained_metadata_patch(desired, existing, &owner.kind, &owner.api_version)
+}
 
 /// The JSON merge patch that gives an existing retained object (generated Secret, data PVC,
 /// database Cluster) the labels and the owner reference (of kind `owner_kind`) of `desired`, or `None` when it has them.

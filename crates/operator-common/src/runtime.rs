@@ -55,6 +55,8 @@ pub struct Runtime {
     pub health: Health,
     /// Cancelled when the controller must stop (shutdown signal or lost leadership).
     pub shutdown: CancellationToken,
+    /// How many objects are reconciled at once at most.
+    pub concurrency: u16,
 }
 
 impl Runtime {
@@ -131,6 +133,7 @@ where
         metrics: Arc::clone(&metrics),
         health: health.clone(),
         shutdown: shutdown.clone(),
+        concurrency: args.max_concurrent_reconciles,
     };
 
     let outcome = if args.leader_elect {

@@ -1,19 +1,58 @@
-//! The bridge's own PostgreSQL database: which one the spec asks for, the URI the bridge
-//! connects with, and the refusal of its Synapse's database. Pure; finding the Cluster and the
-//! Secret is `operator_common::database::observe`.
+//! The bridge's own PostgreSQL database: which one the spec asks for, where it stands (the
+//! shared `operator_common::database::observe`: its Cluster created once, its Secret read), the
+//! URI the bridge connects with, and the refusal of its Synapse's database.
 
 use kube::ResourceExt as _;
-use operator_common::database::{Connection, Problem, ProvisionedDatabase, Source};
-use synapse_types::MautrixSignal;
+use operator_common::apply::Applier;
+use operator_common::database::{
+    self, Connection, Problem, ProvisionedDatabase, Readiness, Source,
+};
+use operator_common::error::Error;
+use operator_common::subject::{Lifetime, Subject};
 use synapse_types::common::DatabaseConnectionInfo;
+use synapse_types::{MautrixSignal, Synapse};
 
-use crate::workload::names;
+use crate::config::{Database, Prepared};
+use crate::names::{self, DATABASE_NAME};
+use crate::problems::{self, ConfigSource};
 
-/// Database and owner role in the provisioned Cluster.
-pub const DATABASE_NAME: &str = "mautrix_signal";
-
-/// The `database.type` of mautrix's PostgreSQL support.
-pub const POSTGRES_TYPE: &str = "postgres";
+/// Where the bridge's database stands: SQLite, the user's file's own, or the PostgreSQL of the
+/// spec, never the Synapse's. `Err` in the inner result: the user's file and the spec both name
+/// one.
+pub async fn readiness(
+    applier: &Applier,
+    bridge: &MautrixSignal,
+    subject: &Subject,
+    synapse: &Synapse,
+    origin: &ConfigSource,
+    prepared: &Prepared,
+) -> Result<Result<Readiness, problems::Problem>, Error> {
+    let own = *prepared.database() == Database::User;
+    let source = match (source(bridge), own) {
+        (None, true) => return Ok(Ok(Readiness::OwnConfiguration)),
+        (None, false) => return Ok(Ok(Readiness::Sqlite)),
+        (Some(source), true) => {
+            return Ok(Err(problems::Problem::DatabaseConflict {
+                origin: origin.clone(),
+                field: source.spec_field(),
+            }));
+        }
+        (Some(source), false) => source,
+    };
+    let lifetime = Lifetime::of_data(bridge.spec.deletion_policy);
+    let cluster = || subject.meta(names::database_cluster(&subject.name), "database", lifetime);
+    let readiness = database::observe(applier, subject, &source, cluster).await?;
+    let synapse_database = synapse
+        .status
+        .as_ref()
+        .and_then(|s| s.database_connection_info.as_ref());
+    if let Some(connection) = readiness.connection()
+        && let Err(problem) = shared_with_synapse(connection, &synapse.name_any(), synapse_database)
+    {
+        return Ok(Ok(Readiness::NotReady(problem)));
+    }
+    Ok(Ok(readiness))
+}
 
 /// The `sslmode` written when the Secret names none.
 ///

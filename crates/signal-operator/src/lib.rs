@@ -1,20 +1,30 @@
 //! The signal-operator: deploys mautrix-signal bridges and registers them with a Synapse (the
 //! `MautrixSignal` kind).
 //!
-//! The reconciliation is a pipeline of steps, one module each: [`controller`] fetches the inputs
-//! and applies the results; [`config`] writes the bridge's bridgev2 `config.yaml` (from nothing,
-//! from a user's file, or from a legacy file migrated by [`legacy`]); [`registration`] writes
-//! the matching app-service registration; [`keys`] holds the generated secrets; [`database`]
-//! says which PostgreSQL database the bridge uses and how it connects; [`workload`] builds the
-//! Kubernetes objects; [`status`] computes the status and its Events. Everything but the
-//! controller is pure.
+//! A reconciliation ([`reconcile`]) runs the shared bridge skeleton around this operator's
+//! steps, one module each: [`validate`] reads the input file and makes the bridgev2
+//! `config.yaml` ([`config`], its checks in [`config_checks`]; a legacy file is first migrated
+//! by [`legacy`]), [`keys`] holds the generated secrets, [`database`] says which PostgreSQL
+//! database the bridge uses and how it connects, [`registration`] writes the matching
+//! app-service registration, [`build`] makes the objects ([`workload`] the Deployment and
+//! Service), [`status`] computes the status. [`names`] and [`problems`] are leaves every step
+//! reads; [`controller`] wires the caches and watches.
 
+pub mod build;
 pub mod config;
+pub mod config_checks;
+pub mod context;
 pub mod controller;
 pub mod database;
 pub mod keys;
 pub mod legacy;
+mod legacy_paths;
+mod legacy_values;
+pub mod names;
+pub mod problems;
+pub mod reconcile;
 pub mod registration;
 pub mod status;
+pub mod validate;
 pub mod workload;
 mod yaml;

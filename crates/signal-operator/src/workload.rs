@@ -17,7 +17,7 @@ use operator_common::workload::{
 };
 use synapse_types::contract::REGISTRATION_SECRET_KEY;
 
-use crate::config::{CONFIG_MAP_KEY, PORT};
+use crate::names::{CONFIG_MAP_KEY, PORT};
 
 /// Image used when `spec.image` is not set: the mautrix-signal release whose mautrix-go version
 /// the config checker of the tests is built with (hack/tools/mautrix-config-check).
@@ -41,46 +41,6 @@ const PORT_NAME: &str = "http";
 const LIVE_PATH: &str = "/_matrix/mau/live";
 /// Ready once the bridge has reached Synapse with its token and started.
 const READY_PATH: &str = "/_matrix/mau/ready";
-
-/// Names of the objects a MautrixSignal owns.
-pub mod names {
-    use super::PORT;
-
-    /// The Deployment and the Service.
-    pub fn workload(bridge: &str) -> String {
-        format!("{bridge}-mautrix-signal")
-    }
-
-    /// The registration Secret, announced to the Synapse.
-    pub fn registration_secret(bridge: &str) -> String {
-        format!("{bridge}-mautrix-signal-registration")
-    }
-
-    /// The config Secret: config.yaml holds tokens and perhaps database credentials.
-    pub fn config_secret(bridge: &str) -> String {
-        format!("{bridge}-mautrix-signal-config")
-    }
-
-    /// The generated secrets, kept like the data volume.
-    pub fn keys_secret(bridge: &str) -> String {
-        format!("{bridge}-mautrix-signal-keys")
-    }
-
-    /// The data volume.
-    pub fn data_claim(bridge: &str) -> String {
-        format!("{bridge}-mautrix-signal-data")
-    }
-
-    /// The CloudNativePG Cluster of `createNewPostgreSQL`.
-    pub fn database_cluster(bridge: &str) -> String {
-        format!("{bridge}-mautrix-signal-pgsql")
-    }
-
-    /// The URL Synapse sends the bridge's transactions to: its Service.
-    pub fn service_url(bridge: &str, namespace: &str) -> String {
-        format!("http://{}.{namespace}.svc:{PORT}", workload(bridge))
-    }
-}
 
 /// A Secret holding `files`.
 pub fn secret(meta: ObjectMeta, files: BTreeMap<String, Vec<u8>>) -> Secret {
@@ -210,6 +170,7 @@ pub fn bridge_service(meta: ObjectMeta, selector: BTreeMap<String, String>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names;
 
     fn workload() -> BridgeWorkload {
         BridgeWorkload {

@@ -15,9 +15,10 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use operator_common::database::read_secret;
 use signal_operator::config::{
-    BridgeConfig, ConfigProblem, OperatorDatabase, Owned, Prepared, default_config, user_config,
+    BridgeConfig, OperatorDatabase, Owned, Prepared, default_config, user_config,
 };
 use signal_operator::keys::{Keys, complete};
+use signal_operator::problems::ConfigProblem;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

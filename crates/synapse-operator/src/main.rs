@@ -1,11 +1,24 @@
 //! The synapse-operator: deploys and runs Matrix homeservers (the `Synapse` kind).
 //!
-//! `synapse-operator [run]` runs it; `synapse-operator crd` prints the CustomResourceDefinition of its kind.
+//! `synapse-operator [run]` runs it; `synapse-operator crd` prints the CustomResourceDefinition
+//! of its kind. A reconciliation ([`reconcile`]) is a pipeline of steps, one module each:
+//! [`fetch`] reads the inputs, [`resolve`] validates them into the configuration Synapse runs
+//! with ([`homeserver_file`] reads a user's file, [`render`] writes the operator's),
+//! [`database`] finds the database, [`appservice`] decides which bridge registrations are
+//! mounted, [`build`] makes the objects ([`workload`] the Deployment and Service), and
+//! [`status`] computes the status; [`context`] holds what a reconciliation runs with and
+//! [`controller`] wires the caches and watches.
 
 mod appservice;
+mod build;
+mod context;
 mod controller;
+mod database;
+mod fetch;
 mod homeserver_file;
 mod homeserver_secret;
+mod names;
+mod reconcile;
 mod render;
 mod resolve;
 mod status;

@@ -1,8 +1,12 @@
 //! From the spec and its input ConfigMap to the base `homeserver.yaml` Synapse runs with and the
 //! facts read from it, or to the problem the user must fix. Pure: the caller fetched the inputs.
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use synapse_types::Synapse;
 use synapse_types::synapse::{Homeserver, HomeserverConfigurationStatus};
+
+use crate::database::database_source;
+use crate::fetch::Inputs;
+use operator_common::input::ConfigMapInput;
 
 use crate::homeserver_file::{
     DEFAULT_CLIENT_PORT, HomeserverFacts, HomeserverFileError, InlineSecrets, read_homeserver_file,
@@ -65,6 +69,19 @@ pub enum ConfigProblem {
 }
 
 impl ConfigProblem {
+    /// Every reason [`ConfigProblem::reason`] gives.
+    pub const REASONS: [&'static str; 9] = [
+        "ConfigMapNotFound",
+        "HomeserverYamlMissing",
+        "InvalidYAML",
+        "ServerNameMissing",
+        "InvalidServerName",
+        "InvalidHomeserverConfig",
+        "ServerNameChanged",
+        "NoConfigurationSource",
+        "DatabaseConflict",
+    ];
+
     /// The condition reason (CamelCase, stable: users and alerts match on it).
     pub fn reason(&self) -> &'static str {
         match self {
@@ -84,19 +101,25 @@ impl ConfigProblem {
     }
 }
 
-/// The input ConfigMap as fetched: `None` when it does not exist.
-#[derive(Clone, Copy)]
-pub struct ConfigMapInput<'a> {
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub config_map: Option<&'a ConfigMap>,
+/// The validate step: the configuration `synapse` runs with, from its spec and inputs, or the
+/// problem the user must fix.
+pub fn config(synapse: &Synapse, inputs: &Inputs) -> Result<ResolvedConfig, ConfigProblem> {
+    let recorded = synapse
+        .status
+        .as_ref()
+        .and_then(|s| s.homeserver_configuration.as_ref())
+        .and_then(|h| h.server_name.as_deref());
+    let input = inputs.config_map.as_ref();
+    let config = resolve(&synapse.spec.homeserver, input, recorded)?;
+    let operator_database = database_source(synapse).map(|s| s.spec_field());
+    check_database(config, input, operator_database)
 }
 
 /// Resolves the configuration. `recorded_server_name` is the name in the current status: once a
 /// server name is published it may never change.
 pub fn resolve(
     homeserver: &Homeserver,
-    input: Option<ConfigMapInput<'_>>,
+    input: Option<&ConfigMapInput>,
     recorded_server_name: Option<&str>,
 ) -> Result<ResolvedConfig, ConfigProblem> {
     let resolved = match (&homeserver.values, input) {
@@ -105,7 +128,7 @@ pub fn resolve(
             report_stats: values.report_stats,
             enable_registration: values.enable_registration,
         }),
-        (None, Some(input)) => from_config_map(&input)?,
+        (None, Some(input)) => from_config_map(input)?,
         // The CRD's validation forbids this; an object stored under an older CRD may still have it.
         (None, None) => return Err(ConfigProblem::NoSource),
     };
@@ -125,14 +148,14 @@ pub fn resolve(
 /// field asking for one).
 pub fn check_database(
     config: ResolvedConfig,
-    input: Option<&ConfigMapInput<'_>>,
+    input: Option<&ConfigMapInput>,
     operator_database: Option<&'static str>,
 ) -> Result<ResolvedConfig, ConfigProblem> {
     match (input, operator_database) {
         (Some(input), Some(field)) if config.facts.has_database => {
             Err(ConfigProblem::DatabaseConflict {
-                namespace: input.namespace.to_owned(),
-                name: input.name.to_owned(),
+                namespace: input.namespace.clone(),
+                name: input.name.clone(),
                 field,
             })
         }
@@ -155,21 +178,12 @@ fn from_values(values: &Values) -> ResolvedConfig {
     }
 }
 
-fn from_config_map(input: &ConfigMapInput<'_>) -> Result<ResolvedConfig, ConfigProblem> {
-    let (namespace, name) = (input.namespace.to_owned(), input.name.to_owned());
-    let Some(config_map) = input.config_map else {
+fn from_config_map(input: &ConfigMapInput) -> Result<ResolvedConfig, ConfigProblem> {
+    let (namespace, name) = (input.namespace.clone(), input.name.clone());
+    if input.config_map.is_none() {
         return Err(ConfigProblem::ConfigMapNotFound { namespace, name });
-    };
-    let text = config_map
-        .data
-        .as_ref()
-        .and_then(|data| data.get(HOMESERVER_KEY))
-        .cloned()
-        .or_else(|| {
-            let binary = config_map.binary_data.as_ref()?.get(HOMESERVER_KEY)?;
-            String::from_utf8(binary.0.clone()).ok()
-        });
-    let Some(text) = text else {
+    }
+    let Some(text) = input.text(HOMESERVER_KEY) else {
         return Err(ConfigProblem::MissingHomeserverKey { namespace, name });
     };
     match read_homeserver_file(&text) {
@@ -189,6 +203,7 @@ fn from_config_map(input: &ConfigMapInput<'_>) -> Result<ResolvedConfig, ConfigP
 mod tests {
     use std::collections::BTreeMap;
 
+    use k8s_openapi::api::core::v1::ConfigMap;
     use synapse_types::common::ConfigMapReference;
     use synapse_types::synapse::HomeserverValues;
 
@@ -222,11 +237,11 @@ mod tests {
         }
     }
 
-    fn input(cm: Option<&ConfigMap>) -> Option<ConfigMapInput<'_>> {
+    fn input(cm: Option<&ConfigMap>) -> Option<ConfigMapInput> {
         Some(ConfigMapInput {
-            namespace: "ns",
-            name: "hs",
-            config_map: cm,
+            namespace: "ns".into(),
+            name: "hs".into(),
+            config_map: cm.cloned(),
         })
     }
 
@@ -250,7 +265,7 @@ mod tests {
     #[test]
     fn config_map_mode_keeps_the_users_bytes() {
         let cm = config_map(USER_FILE);
-        let resolved = resolve(&cm_spec(), input(Some(&cm)), Some("my.example")).unwrap();
+        let resolved = resolve(&cm_spec(), input(Some(&cm)).as_ref(), Some("my.example")).unwrap();
         assert_eq!(resolved.base_file, USER_FILE);
         assert!(!resolved.facts.report_stats);
         assert_eq!(resolved.facts.client_port, 8080);
@@ -258,13 +273,13 @@ mod tests {
 
     #[test]
     fn problems_have_reasons_and_messages() {
-        let missing = resolve(&cm_spec(), input(None), None).unwrap_err();
+        let missing = resolve(&cm_spec(), input(None).as_ref(), None).unwrap_err();
         assert_eq!(missing.reason(), "ConfigMapNotFound");
         assert!(missing.to_string().contains("ns/hs"));
 
         let no_key = ConfigMap::default();
         assert_eq!(
-            resolve(&cm_spec(), input(Some(&no_key)), None)
+            resolve(&cm_spec(), input(Some(&no_key)).as_ref(), None)
                 .unwrap_err()
                 .reason(),
             "HomeserverYamlMissing"
@@ -280,7 +295,7 @@ mod tests {
             ("server_name: a.b\n", "InvalidHomeserverConfig"),
         ] {
             let cm = config_map(text);
-            let problem = resolve(&cm_spec(), input(Some(&cm)), None).unwrap_err();
+            let problem = resolve(&cm_spec(), input(Some(&cm)).as_ref(), None).unwrap_err();
             assert_eq!(problem.reason(), reason, "{text}: {problem}");
         }
     }
@@ -288,7 +303,8 @@ mod tests {
     #[test]
     fn a_recorded_server_name_cannot_change() {
         let cm = config_map(USER_FILE);
-        let problem = resolve(&cm_spec(), input(Some(&cm)), Some("old.example")).unwrap_err();
+        let problem =
+            resolve(&cm_spec(), input(Some(&cm)).as_ref(), Some("old.example")).unwrap_err();
         assert_eq!(problem.reason(), "ServerNameChanged");
         assert!(problem.to_string().contains("old.example"));
     }
@@ -299,7 +315,7 @@ mod tests {
         let with_db = config_map(&format!("{base}database:\n  name: psycopg2\n"));
         let without_db = config_map(base);
         let field = Some("spec.createNewPostgreSQL");
-        let resolved = resolve(&cm_spec(), input(Some(&with_db)), None).unwrap();
+        let resolved = resolve(&cm_spec(), input(Some(&with_db)).as_ref(), None).unwrap();
         let problem =
             check_database(resolved.clone(), input(Some(&with_db)).as_ref(), field).unwrap_err();
         assert_eq!(problem.reason(), "DatabaseConflict");
@@ -312,7 +328,7 @@ mod tests {
             check_database(resolved.clone(), input(Some(&with_db)).as_ref(), None),
             Ok(resolved)
         );
-        let resolved = resolve(&cm_spec(), input(Some(&without_db)), None).unwrap();
+        let resolved = resolve(&cm_spec(), input(Some(&without_db)).as_ref(), None).unwrap();
         assert!(check_database(resolved, input(Some(&without_db)).as_ref(), field).is_ok());
         // Values mode: the operator wrote the base file, its SQLite section is replaced.
         let resolved = resolve(&values_spec(), None, None).unwrap();

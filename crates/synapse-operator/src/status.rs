@@ -1,14 +1,91 @@
-//! `Synapse.status` computed from what the reconciliation found and applied. Pure.
+//! The status step: `Synapse.status` computed from what the reconciliation found and applied,
+//! and the Events its changes call for. Pure.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
 use operator_common::database::{Problem, Readiness};
+use operator_common::events::{EventPolicy, Notice};
+use operator_common::pipeline::Converged;
 use operator_common::rollout::Rollout;
-use synapse_types::common::{CONDITION_READY, State};
+use synapse_types::Synapse;
+use synapse_types::common::{CONDITION_DATABASE_READY, CONDITION_READY, State};
+use synapse_types::contract::AppServiceState;
 use synapse_types::synapse::SynapseStatus;
 
 use crate::appservice::Decision;
 use crate::resolve::{ConfigProblem, ResolvedConfig};
+
+/// The Events of a Synapse: every change of `Ready` (its progress included) and of
+/// `DatabaseReady`; a Warning for what the user must act on.
+pub const EVENTS: EventPolicy = EventPolicy {
+    conditions: &[CONDITION_READY, CONDITION_DATABASE_READY],
+    is_warning,
+    announce_progress: true,
+};
+
+/// A database that is not ready, a configuration problem or a failed rollout.
+fn is_warning(condition: &Condition) -> bool {
+    condition.status != "True"
+        && (condition.type_ == CONDITION_DATABASE_READY
+            || condition.reason == REASON_ROLLOUT_FAILED
+            || ConfigProblem::REASONS.contains(&condition.reason.as_str()))
+}
+
+const REASON_ROLLOUT_FAILED: &str = "RolloutFailed";
+
+/// The end of a reconciliation that arrived at `outcome`: the next status, the Events of
+/// app services whose state changed, and when to look again at what cannot be watched.
+pub fn converged(synapse: &Synapse, outcome: &Outcome<'_>, now: Time) -> Converged<SynapseStatus> {
+    let status = next_status(
+        synapse.status.as_ref(),
+        synapse.metadata.generation,
+        outcome,
+        now,
+    );
+    let requeue = match outcome {
+        Outcome::WaitingForDatabase {
+            database: Readiness::NotReady(problem),
+            ..
+        } => problem.retry_after,
+        _ => None,
+    };
+    Converged {
+        notices: app_service_notices(synapse.status.as_ref(), &status),
+        status,
+        requeue,
+    }
+}
+
+/// Events for app services whose state changed: Normal when registered, Warning (with the
+/// reason) when rejected.
+fn app_service_notices(before: Option<&SynapseStatus>, after: &SynapseStatus) -> Vec<Notice> {
+    let before = before
+        .map(|s| s.app_services.as_slice())
+        .unwrap_or_default();
+    after
+        .app_services
+        .iter()
+        .filter(|entry| !before.contains(entry))
+        .map(|entry| {
+            let bridge = format!("{} {}", entry.source.kind, entry.source.name);
+            match entry.state {
+                AppServiceState::Registered => Notice {
+                    warning: false,
+                    reason: "AppServiceRegistered".into(),
+                    message: format!("registration of {bridge} accepted and mounted"),
+                },
+                AppServiceState::Rejected => Notice {
+                    warning: true,
+                    reason: "AppServiceRejected".into(),
+                    message: format!(
+                        "registration of {bridge} rejected, not mounted: {}",
+                        entry.reason.as_deref().unwrap_or_default()
+                    ),
+                },
+            }
+        })
+        .collect()
+}
 
 /// Condition type: a rollout of the current configuration is under way.
 pub const CONDITION_PROGRESSING: &str = "Progressing";
@@ -165,7 +242,11 @@ fn rollout_verdict(rollout: &Rollout) -> Verdict {
                 "the Synapse pod did not become ready: {message}; see the pod's events and logs"
             );
             (
-                (ConditionStatus::False, "RolloutFailed", message.clone()),
+                (
+                    ConditionStatus::False,
+                    REASON_ROLLOUT_FAILED,
+                    message.clone(),
+                ),
                 (
                     ConditionStatus::False,
                     "ProgressDeadlineExceeded",
@@ -178,220 +259,6 @@ fn rollout_verdict(rollout: &Rollout) -> Verdict {
     }
 }
 
-/// The Ready condition of a status, if any.
-pub fn ready_condition(status: Option<&SynapseStatus>) -> Option<&Condition> {
-    status?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == CONDITION_READY)
-}
-
 #[cfg(test)]
-mod tests {
-    use k8s_openapi::jiff::Timestamp;
-
-    use super::*;
-    use crate::resolve::resolve;
-
-    fn values_config() -> ResolvedConfig {
-        let spec = synapse_types::synapse::Homeserver {
-            config_map: None,
-            values: Some(synapse_types::synapse::HomeserverValues {
-                server_name: "example.com".into(),
-                report_stats: false,
-                enable_registration: true,
-            }),
-        };
-        resolve(&spec, None, None).unwrap()
-    }
-
-    fn at(seconds: i64) -> Time {
-        Time(Timestamp::from_second(seconds).unwrap())
-    }
-
-    #[test]
-    fn running_status_and_steady_state_equality() {
-        let config = values_config();
-        let outcome = Outcome::Deployed {
-            config: &config,
-            client_url: "http://hs.ns.svc:8008".into(),
-            database: &Readiness::Sqlite,
-            rollout: Rollout::Ready,
-            app_services: &Decision::default(),
-        };
-        let first = next_status(None, Some(1), &outcome, at(10));
-        assert_eq!(first.state, Some(State::Running));
-        assert_eq!(first.observed_generation, Some(1));
-        assert_eq!(first.client_url.as_deref(), Some("http://hs.ns.svc:8008"));
-        let hs = first.homeserver_configuration.clone().unwrap();
-        assert_eq!(hs.server_name.as_deref(), Some("example.com"));
-        assert!(hs.registration_enabled);
-        let ready = ready_condition(Some(&first)).unwrap();
-        assert_eq!(ready.status, "True");
-        // The same outcome later gives exactly the same status: nothing to write.
-        assert_eq!(next_status(Some(&first), Some(1), &outcome, at(99)), first);
-    }
-
-    #[test]
-    fn a_problem_fails_and_keeps_the_running_configuration() {
-        let config = values_config();
-        let running = next_status(
-            None,
-            Some(1),
-            &Outcome::Deployed {
-                config: &config,
-                client_url: "http://hs.ns.svc:8008".into(),
-                database: &Readiness::Sqlite,
-                rollout: Rollout::Ready,
-                app_services: &Decision::default(),
-            },
-            at(10),
-        );
-        let problem = ConfigProblem::ConfigMapNotFound {
-            namespace: "ns".into(),
-            name: "hs".into(),
-        };
-        let failed = next_status(Some(&running), Some(2), &Outcome::Problem(&problem), at(20));
-        assert_eq!(failed.state, Some(State::Failed));
-        assert!(failed.reason.as_deref().unwrap().contains("ns/hs"));
-        assert_eq!(
-            failed.homeserver_configuration,
-            running.homeserver_configuration
-        );
-        let ready = ready_condition(Some(&failed)).unwrap();
-        assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "ConfigMapNotFound")
-        );
-        assert_eq!(ready.last_transition_time, at(20));
-        assert_eq!(ready.observed_generation, Some(2));
-    }
-
-    fn connection() -> operator_common::database::Connection {
-        operator_common::database::Connection {
-            secret: "hs-pgsql-app".into(),
-            host: "hs-pgsql-rw".into(),
-            port: 5432,
-            dbname: "synapse".into(),
-            username: "synapse".into(),
-            sslmode: None,
-            password_fingerprint: [7; 32],
-        }
-    }
-
-    #[test]
-    fn waiting_for_the_database_before_the_first_start() {
-        let problem = Readiness::NotReady(Problem {
-            reason: "ClusterNotReady",
-            message: "the CloudNativePG Cluster hs-pgsql is not ready yet".into(),
-            retry_after: None,
-        });
-        let outcome = Outcome::WaitingForDatabase {
-            database: &problem,
-            running: None,
-        };
-        let waiting = next_status(None, Some(1), &outcome, at(10));
-        let ready = ready_condition(Some(&waiting)).unwrap();
-        assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "DatabaseNotReady")
-        );
-        assert!(
-            ready.message.contains("hs-pgsql is not ready"),
-            "{}",
-            ready.message
-        );
-        let database = waiting
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "DatabaseReady")
-            .unwrap();
-        assert_eq!(
-            (database.status.as_str(), database.reason.as_str()),
-            ("False", "ClusterNotReady")
-        );
-        assert_eq!(waiting.database_connection_info, None);
-        assert_eq!(
-            next_status(Some(&waiting), Some(1), &outcome, at(50)),
-            waiting
-        );
-    }
-
-    #[test]
-    fn a_ready_database_is_published_without_its_password_and_kept_when_it_falters() {
-        let config = values_config();
-        let ready_db = Readiness::Ready {
-            source: operator_common::database::Source::External {
-                secret: "hs-pgsql-app".into(),
-            },
-            connection: connection(),
-        };
-        let running = next_status(
-            None,
-            Some(1),
-            &Outcome::Deployed {
-                config: &config,
-                database: &ready_db,
-                client_url: "http://hs.ns.svc:8008".into(),
-                rollout: Rollout::Ready,
-                app_services: &Decision::default(),
-            },
-            at(10),
-        );
-        let info = running.database_connection_info.clone().unwrap();
-        assert_eq!(info.connection_url.as_deref(), Some("hs-pgsql-rw:5432"));
-        assert_eq!(info.database_name.as_deref(), Some("synapse"));
-        assert_eq!(info.state.as_deref(), Some("READY"));
-        let database = |s: &SynapseStatus| {
-            let c = s
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "DatabaseReady")
-                .unwrap();
-            (c.status.clone(), c.reason.clone())
-        };
-        assert_eq!(database(&running), ("True".into(), "SecretReady".into()));
-
-        // The Cluster falters later: Synapse keeps running, the condition tells.
-        let faltering = Readiness::NotReady(Problem {
-            reason: "ClusterNotReady",
-            message: "failing over".into(),
-            retry_after: None,
-        });
-        let later = next_status(
-            Some(&running),
-            Some(1),
-            &Outcome::WaitingForDatabase {
-                database: &faltering,
-                running: Some(Rollout::Ready),
-            },
-            at(20),
-        );
-        assert_eq!(ready_condition(Some(&later)).unwrap().status, "True");
-        assert_eq!(database(&later), ("False".into(), "ClusterNotReady".into()));
-        assert_eq!(
-            later.database_connection_info.unwrap().state.as_deref(),
-            Some("NOT READY")
-        );
-    }
-
-    #[test]
-    fn a_database_conflict_is_a_database_condition_too() {
-        let problem = ConfigProblem::DatabaseConflict {
-            namespace: "ns".into(),
-            name: "hs".into(),
-            field: "spec.createNewPostgreSQL",
-        };
-        let failed = next_status(None, Some(1), &Outcome::Problem(&problem), at(10));
-        let database = failed
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "DatabaseReady")
-            .unwrap();
-        assert_eq!(database.reason, "DatabaseConflict");
-        assert_eq!(
-            ready_condition(Some(&failed)).unwrap().reason,
-            "DatabaseConflict"
-        );
-    }
-}
+#[path = "status_tests.rs"]
+mod tests;

@@ -4,7 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED, State};
 
-use crate::bridge::{RegistrationState, reasons};
+use super::{RegistrationState, reasons};
 use crate::conditions::{ConditionStatus, ConditionUpdate, set_condition};
 use crate::rollout::Rollout;
 

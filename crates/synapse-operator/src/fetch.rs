@@ -1,0 +1,61 @@
+//! The fetch step: everything a reconciliation of a Synapse reads, and nothing else. The
+//! objects the operator watches come from its caches; only the input ConfigMap is read from the
+//! API server.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use kube::ResourceExt as _;
+use kube::api::PartialObjectMeta;
+use operator_common::error::Error;
+use operator_common::input::{ConfigMapInput, read_config_map};
+use operator_common::subject::Subject;
+use operator_common::watch::cached;
+use synapse_types::Synapse;
+
+use crate::appservice::{Announced, announcements};
+use crate::context::Context;
+use crate::names;
+
+/// What a reconciliation of one Synapse reads.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    /// `None` without `spec.homeserver.configMap`.
+    pub config_map: Option<ConfigMapInput>,
+    /// The registrations announced on the Synapse, with their Secrets.
+    pub announced: Vec<Announced>,
+    pub homeserver_secret: Option<Arc<Secret>>,
+    pub config_secret: Option<Arc<Secret>>,
+    pub claim: Option<Arc<PartialObjectMeta<PersistentVolumeClaim>>>,
+    pub deployment: Option<Arc<Deployment>>,
+    pub service: Option<Arc<Service>>,
+}
+
+/// Reads the inputs of `synapse`.
+pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Result<Inputs, Error> {
+    let (namespace, name) = (subject.namespace.as_str(), subject.name.as_str());
+    let caches = &ctx.caches;
+    let config_map = match &synapse.spec.homeserver.config_map {
+        None => None,
+        Some(reference) => Some(read_config_map(ctx.client(), namespace, reference).await?),
+    };
+    let announced = announcements(synapse.annotations())
+        .into_iter()
+        .map(|(annotation, secret_name)| Announced {
+            secret: cached(&caches.registrations, namespace, &secret_name)
+                .map(|s| s.as_ref().clone()),
+            annotation,
+            secret_name,
+        })
+        .collect();
+    Ok(Inputs {
+        config_map,
+        announced,
+        homeserver_secret: cached(&caches.secrets, namespace, &names::homeserver_secret(name)),
+        config_secret: cached(&caches.secrets, namespace, &names::config_secret(name)),
+        claim: cached(&caches.claims, namespace, &names::data_claim(name)),
+        deployment: cached(&caches.deployments, namespace, &names::workload(name)),
+        service: cached(&caches.services, namespace, &names::workload(name)),
+    })
+}

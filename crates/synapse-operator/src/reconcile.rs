@@ -1,0 +1,92 @@
+//! The reconciliation of a Synapse: a short pipeline of its steps, each in its own module.
+
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use operator_common::database::Readiness;
+use operator_common::error::Error;
+use operator_common::pipeline::{Converged, now};
+use operator_common::retained::{ensure, ensure_generated_secret};
+use operator_common::rollout::rollout;
+use operator_common::subject::Subject;
+use synapse_types::{Synapse, SynapseStatus};
+
+use crate::appservice::decide;
+use crate::context::Context;
+use crate::homeserver_secret::complete_homeserver_secrets;
+use crate::names::{APP_NAME, client_url};
+use crate::status::{Outcome, converged};
+use crate::{build, database, fetch, resolve};
+
+/// Reconciles one Synapse: fetch → validate → database → build → apply → status.
+pub async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let outcome = match Subject::of(synapse.as_ref(), APP_NAME, ctx.field_manager()) {
+        Ok(subject) => converge(&synapse, &subject, &ctx).await,
+        Err(error) => Err(error),
+    };
+    ctx.pipeline.finish(synapse.as_ref(), outcome).await
+}
+
+async fn converge(
+    synapse: &Synapse,
+    subject: &Subject,
+    ctx: &Context,
+) -> Result<Converged<SynapseStatus>, Error> {
+    let inputs = fetch::inputs(synapse, subject, ctx).await?;
+    let config = match resolve::config(synapse, &inputs) {
+        // The running workload keeps its last good configuration.
+        Err(problem) => return Ok(converged(synapse, &Outcome::Problem(&problem), now())),
+        Ok(config) => config,
+    };
+    let own_file = inputs.config_map.is_some();
+    let database =
+        database::readiness(synapse, subject, &config, own_file, &ctx.pipeline.applier).await?;
+    if let Readiness::NotReady(_) = database {
+        // Not started against a database that is not ready; one already running stays.
+        let running = inputs.deployment.as_deref().map(rollout);
+        let waiting = Outcome::WaitingForDatabase {
+            database: &database,
+            running,
+        };
+        return Ok(converged(synapse, &waiting, now()));
+    }
+    let app_services = decide(&subject.name, &subject.namespace, inputs.announced);
+    let applier = &ctx.pipeline.applier;
+    let secret_meta = build::homeserver_secret_meta(synapse, subject);
+    let existing = inputs.homeserver_secret.as_deref();
+    let secrets = ensure_generated_secret(applier, subject, secret_meta, existing, |current| {
+        complete_homeserver_secrets(current)
+    })
+    .await?;
+    let desired = build::children(
+        synapse,
+        subject,
+        &config,
+        &database,
+        &app_services,
+        &secrets,
+    );
+    applier
+        .apply(&desired.config_secret, inputs.config_secret.as_deref())
+        .await?;
+    let claim = inputs.claim.as_ref().map(|c| &c.metadata);
+    ensure(applier, subject, &desired.claim, claim).await?;
+    let deployment = applier
+        .apply(&desired.deployment, inputs.deployment.as_deref())
+        .await?;
+    applier
+        .apply(&desired.service, inputs.service.as_deref())
+        .await?;
+    let deployed = Outcome::Deployed {
+        config: &config,
+        database: &database,
+        client_url: client_url(&subject.name, &subject.namespace, config.facts.client_port),
+        rollout: rollout(&deployment),
+        app_services: &app_services,
+    };
+    Ok(converged(synapse, &deployed, now()))
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

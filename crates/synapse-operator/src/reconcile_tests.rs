@@ -1,0 +1,333 @@
+//! The reconciliation against a scripted API server: every request it makes, in order, for a
+//! new Synapse, a steady one, bad input and each way the API server can refuse or fail.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use kube::api::PartialObjectMeta;
+use operator_common::error::ErrorKind;
+use operator_common::testing::{Bodies, Exchange, api_status, scripted, store_of};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::context::{Caches, Context};
+
+const NS: &str = "/api/v1/namespaces/ns";
+const SECRETS: &str = "/api/v1/namespaces/ns/secrets";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/ns/deployments/hs";
+const SERVICE: &str = "/api/v1/namespaces/ns/services/hs";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
+const STATUS: &str = "/apis/synapse.opdev.io/v1alpha1/namespaces/ns/synapses/hs/status";
+
+fn synapse(spec: Value) -> Synapse {
+    serde_json::from_value(json!({
+        "apiVersion": "synapse.opdev.io/v1alpha1",
+        "kind": "Synapse",
+        "metadata": {"name": "hs", "namespace": "ns", "uid": "u1", "generation": 1},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// The API server's answer to a status write: the object with that status.
+fn stored(status: &Value) -> Value {
+    let mut object = serde_json::to_value(synapse(values())).unwrap();
+    object["status"] = status["status"].clone();
+    object
+}
+
+/// A status write, kept in `written`.
+fn status_write(written: &Bodies) -> Exchange {
+    let written = written.clone();
+    Exchange::patch(STATUS)
+        .capture(&written)
+        .reply(200, stored(&json!({})))
+}
+
+fn values() -> Value {
+    json!({"homeserver": {"values": {"serverName": "example.com", "reportStats": false}}})
+}
+
+/// What the caches hold: the objects written earlier, as the API server stored them.
+#[derive(Default)]
+struct Cached {
+    secrets: Vec<Secret>,
+    claims: Vec<PersistentVolumeClaim>,
+    deployments: Vec<Deployment>,
+    services: Vec<Service>,
+}
+
+fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
+    let claims = cached
+        .claims
+        .into_iter()
+        .map(|c| PartialObjectMeta::<PersistentVolumeClaim> {
+            types: None,
+            metadata: c.metadata,
+            _phantom: Default::default(),
+        });
+    let caches = Caches {
+        deployments: store_of(cached.deployments),
+        services: store_of(cached.services),
+        secrets: store_of(cached.secrets),
+        registrations: store_of(Vec::new()),
+        claims: store_of(claims),
+    };
+    Arc::new(Context::new(client, "synapse-operator", caches))
+}
+
+fn from<T: serde::de::DeserializeOwned>(value: &Value) -> T {
+    serde_json::from_value(value.clone()).unwrap()
+}
+
+fn event(reason: &'static str, type_: &'static str) -> Exchange {
+    Exchange::post(EVENTS).body(move |event| {
+        assert_eq!(event["reason"], reason, "{event}");
+        assert_eq!(event["type"], type_, "{event}");
+    })
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+/// The requests of a first reconciliation, keeping every body written.
+fn creation(written: &Bodies) -> Vec<Exchange> {
+    vec![
+        Exchange::post(SECRETS).capture(written).echo(),
+        Exchange::patch(&format!("{SECRETS}/hs-config"))
+            .capture(written)
+            .echo(),
+        Exchange::post(&format!("{NS}/persistentvolumeclaims"))
+            .capture(written)
+            .echo(),
+        Exchange::patch(DEPLOYMENT).capture(written).echo(),
+        Exchange::patch(SERVICE).capture(written).echo(),
+        event("RollingOut", "Normal"),
+        event("SQLite", "Normal"),
+        status_write(written),
+    ]
+}
+
+#[tokio::test]
+async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let synapse = Arc::new(synapse(values()));
+    let ctx = context(client, Cached::default());
+    let action = api
+        .play(creation(&written), reconcile(Arc::clone(&synapse), ctx))
+        .await
+        .expect("the reconciliation succeeds");
+    assert_eq!(action, Action::await_change());
+
+    let written = written.lock().unwrap().clone();
+    let [generated, config, claim, deployment, service, status] = &written[..] else {
+        panic!("six writes: {written:#?}");
+    };
+    assert_eq!(generated["metadata"]["name"], "hs-secrets");
+    assert_eq!(
+        generated["data"].as_object().unwrap().len(),
+        4,
+        "signing key, macaroon, registration and form secrets"
+    );
+    assert!(config["data"]["homeserver.yaml"].is_string());
+    assert_eq!(claim["metadata"]["name"], "hs-data");
+    assert_eq!(
+        condition(status, "Ready")["reason"],
+        "RollingOut",
+        "{status}"
+    );
+    assert_eq!(status["status"]["clientUrl"], "http://hs.ns.svc:8008");
+
+    // The same Synapse, its objects in the caches as written and its pod ready: nothing to do.
+    let mut ready: Deployment = from(deployment);
+    ready.metadata.generation = Some(1);
+    ready.status = Some(DeploymentStatus {
+        observed_generation: Some(1),
+        replicas: Some(1),
+        updated_replicas: Some(1),
+        ready_replicas: Some(1),
+        available_replicas: Some(1),
+        ..DeploymentStatus::default()
+    });
+    let cached = Cached {
+        secrets: vec![from(generated), from(config)],
+        claims: vec![from(claim)],
+        deployments: vec![ready],
+        services: vec![from(service)],
+    };
+    let mut running = synapse.as_ref().clone();
+    running.status = Some(from(&status["status"]));
+    let (client, api) = scripted();
+    let becoming_ready = vec![
+        event("Running", "Normal"),
+        Exchange::patch(STATUS)
+            .body(|status| assert_eq!(condition(status, "Ready")["status"], "True"))
+            .reply(200, stored(&json!({}))),
+    ];
+    let ctx = context(client, cached);
+    let synapse = Arc::new(running.clone());
+    api.play(
+        becoming_ready,
+        reconcile(Arc::clone(&synapse), Arc::clone(&ctx)),
+    )
+    .await
+    .unwrap();
+    // Once the status says so too, a reconciliation makes no request at all.
+    let (client, api) = scripted();
+    let mut steady = running;
+    let next = converged_status(&steady, &ctx).await;
+    steady.status = Some(next);
+    let ctx = Arc::new(Context::new(client, "synapse-operator", ctx.caches.clone()));
+    api.play(Vec::new(), reconcile(Arc::new(steady), ctx))
+        .await
+        .unwrap();
+}
+
+/// The status a reconciliation of `synapse` arrives at, its requests answered by echoes.
+async fn converged_status(synapse: &Synapse, ctx: &Context) -> SynapseStatus {
+    let (client, api) = scripted();
+    let ctx = Context::new(client, "synapse-operator", ctx.caches.clone());
+    let written = Bodies::default();
+    let script = vec![event("Running", "Normal"), status_write(&written)];
+    api.play(script, reconcile(Arc::new(synapse.clone()), Arc::new(ctx)))
+        .await
+        .unwrap();
+    let status = written.lock().unwrap()[0]["status"].clone();
+    serde_json::from_value(status).unwrap()
+}
+
+/// A first reconciliation whose request to `refused` (the index in [`creation`]) the API
+/// server answers with `code`: the requests up to it, then the refusal recorded on the
+/// Synapse (Warning Event, Ready=False with `reason`), and the error to retry.
+async fn refused_at(refused: usize, code: u16, status_reason: &str, reason: &'static str) {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let mut script: Vec<Exchange> = creation(&Bodies::default())
+        .into_iter()
+        .take(refused)
+        .collect();
+    let path = match refused {
+        1 => format!("{SECRETS}/hs-config"),
+        3 => DEPLOYMENT.to_owned(),
+        4 => SERVICE.to_owned(),
+        _ => unreachable!(),
+    };
+    let message = format!("{path} refused: {status_reason}");
+    script.push(Exchange::patch(&path).reply(code, api_status(code, status_reason, &message)));
+    script.push(event(reason, "Warning"));
+    script.push(status_write(&written));
+    let ctx = context(client, Cached::default());
+    let error = api
+        .play(script, reconcile(Arc::new(synapse(values())), ctx))
+        .await
+        .expect_err("a refusal is retried");
+    let Error::Refused(refusal) = &error else {
+        panic!("not a refusal: {error}");
+    };
+    assert_eq!(refusal.reason(), reason);
+    let status = &written.lock().unwrap()[0];
+    let ready = condition(status, "Ready");
+    assert_eq!(
+        (&ready["status"], &ready["reason"]),
+        (&json!("False"), &json!(reason))
+    );
+    let text = ready["message"].as_str().unwrap();
+    assert!(text.contains(&message), "the API server's message: {text}");
+    assert_eq!(status["status"]["state"], "FAILED");
+}
+
+#[tokio::test]
+async fn a_child_the_api_server_rejects_is_reported_on_the_synapse() {
+    // A Synapse named my.synapse: its Service name is not a DNS label.
+    refused_at(4, 422, "Invalid", "Invalid").await;
+    // A spec the Deployment cannot take (memory limit below the request).
+    refused_at(3, 422, "Invalid", "Invalid").await;
+    // A missing permission.
+    refused_at(3, 403, "Forbidden", "Forbidden").await;
+}
+
+#[tokio::test]
+async fn a_field_another_manager_owns_is_a_refusal_and_a_stale_write_is_transient() {
+    let (client, api) = scripted();
+    let mut script: Vec<Exchange> = creation(&Bodies::default()).into_iter().take(1).collect();
+    let mut conflict = api_status(
+        409,
+        "Conflict",
+        "Apply failed with 1 conflict: conflict with \"kubectl\": .data",
+    );
+    conflict["details"] = json!({"causes": [{"reason": "FieldManagerConflict", "field": ".data"}]});
+    script.push(Exchange::patch(&format!("{SECRETS}/hs-config")).reply(409, conflict));
+    script.push(event("FieldConflict", "Warning"));
+    script.push(status_write(&Bodies::default()));
+    let ctx = context(client, Cached::default());
+    let error = api
+        .play(script, reconcile(Arc::new(synapse(values())), ctx))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::FieldConflict);
+
+    // A server error or a lost race: retried, nothing recorded, no Event.
+    for (code, reason) in [(500, "InternalError"), (409, "AlreadyExists")] {
+        let (client, api) = scripted();
+        let script =
+            vec![Exchange::post(SECRETS).reply(code, api_status(code, reason, "try again"))];
+        let ctx = context(client, Cached::default());
+        let error = api
+            .play(script, reconcile(Arc::new(synapse(values())), ctx))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_a_condition_and_a_warning_and_nothing_is_applied() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let spec = json!({"homeserver": {"configMap": {"name": "missing"}}});
+    let script = vec![
+        Exchange::get(&format!("{NS}/configmaps/missing")).reply(
+            404,
+            api_status(404, "NotFound", "configmaps \"missing\" not found"),
+        ),
+        event("ConfigMapNotFound", "Warning"),
+        status_write(&written),
+    ];
+    let ctx = context(client, Cached::default());
+    let action = api
+        .play(script, reconcile(Arc::new(synapse(spec)), ctx))
+        .await
+        .expect("a user problem is not an error to retry");
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "it waits for the input to change"
+    );
+    let status = &written.lock().unwrap()[0];
+    assert_eq!(condition(status, "Ready")["reason"], "ConfigMapNotFound");
+    assert_eq!(status["status"]["state"], "FAILED");
+}
+
+#[tokio::test]
+async fn a_status_the_api_server_refuses_is_retried() {
+    let (client, api) = scripted();
+    let mut script = creation(&Bodies::default());
+    script.pop();
+    let forbidden = || api_status(403, "Forbidden", "cannot patch synapses/status");
+    script.push(Exchange::patch(STATUS).reply(403, forbidden()));
+    // Recording the refusal needs the same permission: it is logged, the error retried.
+    script.push(event("Forbidden", "Warning"));
+    script.push(Exchange::patch(STATUS).reply(403, forbidden()));
+    let ctx = context(client, Cached::default());
+    let error = api
+        .play(script, reconcile(Arc::new(synapse(values())), ctx))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Forbidden);
+}
