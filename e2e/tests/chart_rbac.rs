@@ -71,7 +71,7 @@ impl UnderChart {
         }
     }
 
-    /// Waits until the operator renewed its Lease at least once (the Lease's update), then
+    /// Waits until the operator renewed its Lease at least once (a patch of the Lease), then
     /// checks its requests against the chart's rules and stops it. `exhaustive`: the scenarios
     /// were meant to use every rule of the chart.
     async fn finish(mut self, exhaustive: bool) {
@@ -81,7 +81,7 @@ impl UnderChart {
             &format!("{name} renews its Lease"),
             || async {
                 requested(&self.operator.log_text())
-                    .contains(&grant("coordination.k8s.io", "leases", "update"))
+                    .contains(&grant("coordination.k8s.io", "leases", "patch"))
                     .then_some(())
             },
         )

@@ -160,17 +160,7 @@ async fn one_leader_and_a_takeover_within_about_15_seconds() {
         },
     )
     .await;
-    assert!(
-        replicas[leader]
-            .log_text()
-            .contains("observed Heisenbridge")
-    );
     assert_eq!(replicas[standby].metric(RECONCILIATIONS), Some(0.0));
-    assert!(
-        !replicas[standby]
-            .log_text()
-            .contains("observed Heisenbridge")
-    );
 
     // Kill the leader outright: it gets no chance to release the Lease.
     replicas[leader].child.kill().expect("SIGKILL the leader");

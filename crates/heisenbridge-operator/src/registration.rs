@@ -180,8 +180,11 @@ pub fn user_registration(file: &str, url: &str) -> Result<String, InvalidRegistr
     }
     let mut violations = check(&value);
     let json = Json::from_yaml(&value, "");
-    if let Err(v) = &json {
-        violations.push(v.clone());
+    if let Err(part) = &json {
+        violations.push(Violation::Unrepresentable {
+            path: part.path.clone(),
+            what: part.what.clone(),
+        });
     }
     match json {
         Ok(json) if violations.is_empty() => Ok(render(&json)),

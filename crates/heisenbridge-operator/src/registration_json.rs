@@ -4,7 +4,15 @@
 
 use operator_common::yaml11::Value;
 
-use crate::registration::Violation;
+/// A part of a registration JSON cannot carry (a timestamp, binary data, a non-string key,
+/// NaN...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unrepresentable {
+    /// Where it is.
+    pub path: String,
+    /// What it is.
+    pub what: String,
+}
 
 /// A registration as JSON: a YAML 1.1 value without what JSON cannot carry, keys in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,8 +29,8 @@ pub enum Json {
 
 impl Json {
     /// `value` (found at `path`) as JSON, or the first part of it JSON cannot carry.
-    pub fn from_yaml(value: &Value, path: &str) -> Result<Self, Violation> {
-        let unrepresentable = |what: String| Violation::Unrepresentable {
+    pub fn from_yaml(value: &Value, path: &str) -> Result<Self, Unrepresentable> {
+        let unrepresentable = |what: String| Unrepresentable {
             path: if path.is_empty() {
                 "(top level)".into()
             } else {

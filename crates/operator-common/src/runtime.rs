@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::RunArgs;
 use crate::health::Health;
 use crate::http::{self, ServeError};
-use crate::leader::{self, LEASE_DURATION, LeaseError, LeaseLock};
+use crate::leader::{self, LeaseError};
 use crate::logging::{self, LoggingError};
 use crate::metrics::Metrics;
 
@@ -104,7 +104,7 @@ where
     logging::init(args.log_format, &args.log_level)?;
     let metrics = Arc::new(Metrics::new(operator));
     let client = counting_client(Arc::clone(&metrics)).await?;
-    let health = Health::new(args.leader_elect.then_some(LEASE_DURATION));
+    let health = Health::new(args.leader_elect);
     let shutdown = CancellationToken::new();
 
     let mut servers = http::serve(
@@ -143,19 +143,20 @@ where
             .filter(|ns| !ns.is_empty())
             .or(namespace)
             .unwrap_or_else(|| client.default_namespace().to_owned());
-        let lock = LeaseLock::new(
-            client,
-            &lease_namespace,
-            &format!("{operator}-leader"),
-            leader::process_identity(),
-        );
-        leader::lead(lock, &health, &metrics, &shutdown, |stop| {
-            controller(Runtime {
-                shutdown: stop,
-                ..runtime
-            })
-        })
-        .await
+        let name = format!("{operator}-leader");
+        let identity = leader::process_identity();
+        match leader::lease(client, &lease_namespace, &name, identity).await {
+            Ok(lease) => {
+                leader::lead(lease, &name, &health, &metrics, &shutdown, |stop| {
+                    controller(Runtime {
+                        shutdown: stop,
+                        ..runtime
+                    })
+                })
+                .await
+            }
+            Err(error) => Err(error),
+        }
         .map_err(RunError::from)
     } else {
         metrics.set_leader(true);

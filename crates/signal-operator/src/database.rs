@@ -12,22 +12,20 @@ use operator_common::subject::{Lifetime, Subject};
 use synapse_types::common::DatabaseConnectionInfo;
 use synapse_types::{MautrixSignal, Synapse};
 
-use crate::config::{Database, Prepared};
 use crate::names::{self, DATABASE_NAME};
 use crate::problems::{self, ConfigSource};
 
-/// Where the bridge's database stands: SQLite, the user's file's own, or the PostgreSQL of the
-/// spec, never the Synapse's. `Err` in the inner result: the user's file and the spec both name
-/// one.
+/// Where the bridge's database stands: SQLite, the user's file's own (`own`: the file names
+/// one), or the PostgreSQL of the spec, never the Synapse's. `Err` in the inner result: the
+/// user's file and the spec both name one.
 pub async fn readiness(
     applier: &Applier,
     bridge: &MautrixSignal,
     subject: &Subject,
     synapse: &Synapse,
     origin: &ConfigSource,
-    prepared: &Prepared,
+    own: bool,
 ) -> Result<Result<Readiness, problems::Problem>, Error> {
-    let own = *prepared.database() == Database::User;
     let source = match (source(bridge), own) {
         (None, true) => return Ok(Ok(Readiness::OwnConfiguration)),
         (None, false) => return Ok(Ok(Readiness::Sqlite)),

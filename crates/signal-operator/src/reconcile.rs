@@ -14,7 +14,7 @@ use operator_common::retained::{ensure, ensure_generated_secret};
 use operator_common::rollout::rollout;
 use synapse_types::{MautrixSignal, MautrixSignalStatus};
 
-use crate::config::{OperatorDatabase, Owned};
+use crate::config::{Database, OperatorDatabase, Owned};
 use crate::context::Context;
 use crate::keys::{Keys, complete};
 use crate::names::{self, APP_NAME};
@@ -103,11 +103,12 @@ async fn converge(
         Ok(prepared) => prepared,
         Err(problem) => return done(Outcome::Problem(problem), Some(domain)),
     };
-    let database =
-        match database::readiness(applier, bridge, subject, &synapse, &origin, &prepared).await? {
-            Ok(database) => database,
-            Err(problem) => return done(Outcome::Problem(problem), Some(domain)),
-        };
+    let own_database = *prepared.database() == Database::User;
+    let readiness = database::readiness(applier, bridge, subject, &synapse, &origin, own_database);
+    let database = match readiness.await? {
+        Ok(database) => database,
+        Err(problem) => return done(Outcome::Problem(problem), Some(domain)),
+    };
     if let Readiness::NotReady(_) = database {
         // Not started against a database it cannot use; one already running stays as it is.
         let running = existing.deployment.as_deref().map(|deployment| Running {

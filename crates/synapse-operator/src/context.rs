@@ -6,10 +6,8 @@ use kube::Client;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use operator_common::apply::Applier;
-use operator_common::events::Events;
+use operator_common::events::{EventPolicy, Events};
 use operator_common::pipeline::Pipeline;
-
-use crate::status::EVENTS;
 
 /// The objects a reconciliation reads without a request.
 #[derive(Clone)]
@@ -30,12 +28,17 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, field_manager: &'static str, caches: Caches) -> Self {
+    pub fn new(
+        client: Client,
+        field_manager: &'static str,
+        policy: EventPolicy,
+        caches: Caches,
+    ) -> Self {
         Self {
             pipeline: Pipeline {
                 applier: Applier::new(client.clone(), field_manager),
                 events: Events::new(client, field_manager),
-                policy: EVENTS,
+                policy,
             },
             caches,
         }

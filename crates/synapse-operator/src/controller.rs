@@ -21,6 +21,7 @@ use synapse_types::contract::{LABEL_REGISTERED_WITH, labels};
 use crate::context::{Caches, Context};
 use crate::database::database_source;
 use crate::reconcile::reconcile;
+use crate::status::EVENTS;
 
 /// Runs the Synapse controller until the runtime asks it to stop.
 pub async fn run(runtime: Runtime) {
@@ -68,6 +69,7 @@ pub async fn run(runtime: Runtime) {
     let context = Arc::new(Context::new(
         runtime.client.clone(),
         runtime.field_manager,
+        EVENTS,
         caches,
     ));
     run_controller(

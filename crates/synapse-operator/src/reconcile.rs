@@ -33,7 +33,8 @@ async fn converge(
     ctx: &Context,
 ) -> Result<Converged<SynapseStatus>, Error> {
     let inputs = fetch::inputs(synapse, subject, ctx).await?;
-    let config = match resolve::config(synapse, &inputs) {
+    let operator_database = database::database_source(synapse).map(|s| s.spec_field());
+    let config = match resolve::config(synapse, &inputs, operator_database) {
         // The running workload keeps its last good configuration.
         Err(problem) => return Ok(converged(synapse, &Outcome::Problem(&problem), now())),
         Ok(config) => config,

@@ -74,7 +74,12 @@ fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
         registrations: store_of(Vec::new()),
         claims: store_of(claims),
     };
-    Arc::new(Context::new(client, "synapse-operator", caches))
+    Arc::new(Context::new(
+        client,
+        "synapse-operator",
+        crate::status::EVENTS,
+        caches,
+    ))
 }
 
 fn from<T: serde::de::DeserializeOwned>(value: &Value) -> T {
@@ -183,7 +188,12 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
     let mut steady = running;
     let next = converged_status(&steady, &ctx).await;
     steady.status = Some(next);
-    let ctx = Arc::new(Context::new(client, "synapse-operator", ctx.caches.clone()));
+    let ctx = Arc::new(Context::new(
+        client,
+        "synapse-operator",
+        crate::status::EVENTS,
+        ctx.caches.clone(),
+    ));
     api.play(Vec::new(), reconcile(Arc::new(steady), ctx))
         .await
         .unwrap();
@@ -192,7 +202,12 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
 /// The status a reconciliation of `synapse` arrives at, its requests answered by echoes.
 async fn converged_status(synapse: &Synapse, ctx: &Context) -> SynapseStatus {
     let (client, api) = scripted();
-    let ctx = Context::new(client, "synapse-operator", ctx.caches.clone());
+    let ctx = Context::new(
+        client,
+        "synapse-operator",
+        crate::status::EVENTS,
+        ctx.caches.clone(),
+    );
     let written = Bodies::default();
     let script = vec![event("Running", "Normal"), status_write(&written)];
     api.play(script, reconcile(Arc::new(synapse.clone()), Arc::new(ctx)))

@@ -4,7 +4,6 @@
 use synapse_types::Synapse;
 use synapse_types::synapse::{Homeserver, HomeserverConfigurationStatus};
 
-use crate::database::database_source;
 use crate::fetch::Inputs;
 use operator_common::input::ConfigMapInput;
 
@@ -102,8 +101,13 @@ impl ConfigProblem {
 }
 
 /// The validate step: the configuration `synapse` runs with, from its spec and inputs, or the
-/// problem the user must fix.
-pub fn config(synapse: &Synapse, inputs: &Inputs) -> Result<ResolvedConfig, ConfigProblem> {
+/// problem the user must fix. `operator_database` is the spec field asking the operator for a
+/// PostgreSQL database, if one does.
+pub fn config(
+    synapse: &Synapse,
+    inputs: &Inputs,
+    operator_database: Option<&'static str>,
+) -> Result<ResolvedConfig, ConfigProblem> {
     let recorded = synapse
         .status
         .as_ref()
@@ -111,7 +115,6 @@ pub fn config(synapse: &Synapse, inputs: &Inputs) -> Result<ResolvedConfig, Conf
         .and_then(|h| h.server_name.as_deref());
     let input = inputs.config_map.as_ref();
     let config = resolve(&synapse.spec.homeserver, input, recorded)?;
-    let operator_database = database_source(synapse).map(|s| s.spec_field());
     check_database(config, input, operator_database)
 }
 

@@ -9,7 +9,7 @@ use synapse_types::contract::{
     AnnotationKeyError, AppServiceAnnotation, BRIDGE_FINALIZER, BridgeKind,
 };
 
-use super::Bridge;
+use super::kind::Bridge;
 use crate::error::{Error, api_error};
 
 /// One bridge's announcement of its registration on a Synapse: the annotation

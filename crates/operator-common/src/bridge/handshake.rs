@@ -18,11 +18,10 @@ use synapse_types::contract::{
     AppServiceSource, LABEL_REGISTERED_WITH, REGISTRATION_SECRET_KEY, registration_content_hash,
 };
 
-use super::{
-    Announcement, Bridge, CrossNamespaceSynapse, RegistrationState, add_finalizer, has_finalizer,
-    registration_state, remove_finalizer, synapse_name,
-};
-use crate::error::Error;
+use super::announcement::{Announcement, add_finalizer, has_finalizer, remove_finalizer};
+use super::kind::{Bridge, CrossNamespaceSynapse, synapse_name};
+use super::registration::{RegistrationState, registration_state};
+use crate::error::{Error, ErrorKind, Refusal};
 use crate::pipeline::{Converged, Pipeline};
 use crate::reconciled::Reconciled;
 use crate::subject::{Lifetime, Subject};
@@ -84,10 +83,14 @@ impl<'a, B: Bridge> Handshake<'a, B> {
         ctx: &'a BridgeContext,
     ) -> Result<Self, Error> {
         let field_manager = ctx.pipeline.applier.field_manager();
-        // The CRD's rule on bridge names makes every name a valid annotation key.
+        // A name no annotation key can hold (over 63 characters) is the user's to change.
         let announcement = Announcement::new(field_manager, B::KIND, &subject.name, &secret_name)
             .map_err(|e| {
-            Error::transient(format!("announce {} {}", B::KIND, subject.name), e)
+            Error::Refused(Refusal {
+                kind: ErrorKind::Invalid,
+                action: format!("announce {} {} to its Synapse", B::KIND, subject.name),
+                message: e.to_string(),
+            })
         })?;
         Ok(Self {
             stored: cached(&ctx.secrets, &subject.namespace, &secret_name),

@@ -4,7 +4,7 @@ use kube::ResourceExt as _;
 use synapse_types::contract::{AppServiceSource, AppServiceState};
 use synapse_types::{CONDITION_READY, Synapse};
 
-use super::reasons;
+use super::kind::reasons;
 use crate::conditions::is_condition_true;
 
 /// Whether a bridge's registration is live, as `Synapse.status` shows it.

@@ -4,7 +4,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED, State};
 
-use super::{RegistrationState, reasons};
+use super::kind::reasons;
+use super::registration::RegistrationState;
 use crate::conditions::{ConditionStatus, ConditionUpdate, set_condition};
 use crate::rollout::Rollout;
 

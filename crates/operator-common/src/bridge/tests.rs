@@ -8,10 +8,13 @@ use synapse_types::contract::{
 };
 use synapse_types::synapse::SynapseStatus;
 
-use super::announcement::finalizer_patch;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use synapse_types::contract::BridgeKind;
+use synapse_types::{ConfigMapReference, Heisenbridge, Synapse, SynapseReference};
 
+use super::announcement::finalizer_patch;
 use super::*;
 
 fn reference(name: &str, namespace: Option<&str>) -> SynapseReference {

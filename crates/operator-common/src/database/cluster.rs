@@ -7,10 +7,11 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::core::Status;
 use serde_json::json;
 
-use super::{
+use super::connection::{
     CNPG_CLUSTER_KIND, CNPG_CLUSTER_PLURAL, CNPG_GROUP, CNPG_VERSION, CRD_RETRY, Problem,
-    ProvisionedDatabase, Readiness, Source, read_secret,
+    ProvisionedDatabase, Readiness, Source,
 };
+use super::secret::read_secret;
 use crate::apply::Applier;
 use crate::error::{Error, api_error};
 use crate::retained::metadata_patch;

@@ -6,7 +6,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt as _};
 use sha2::{Digest, Sha256};
 
-use super::{Connection, Problem, REQUIRED_KEYS, SSL_MODES, Source};
+use super::connection::{Connection, Problem, REQUIRED_KEYS, SSL_MODES, Source};
 
 /// The objects whose database Secret `secret` is (`source_of` reads an object's spec): a
 /// user's database Secret or CloudNativePG's carries no label of ours, so it is found by name.

@@ -9,6 +9,9 @@ use kube::core::Status;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
+use synapse_types::ExternalPostgreSQL;
+use synapse_types::common::DatabaseConnectionInfo;
+
 use super::cluster::unknown_resource_status;
 use super::*;
 
