@@ -90,3 +90,7 @@ async fn converge(
         now(),
     ))
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

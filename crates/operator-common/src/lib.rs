@@ -28,5 +28,6 @@ pub mod subject;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod watch;
+pub mod wiring;
 pub mod workload;
 pub mod yaml11;

@@ -49,6 +49,15 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The pipeline of the operator `field_manager`, announcing condition changes by `policy`.
+    pub fn new(client: kube::Client, field_manager: &'static str, policy: EventPolicy) -> Self {
+        Self {
+            applier: Applier::new(client.clone(), field_manager),
+            events: Events::new(client, field_manager),
+            policy,
+        }
+    }
+
     /// Ends the reconciliation of `object` with `outcome`.
     pub async fn finish<K: Reconciled>(
         &self,

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use synapse_types::StorageSpec;
 
 /// Mode of mounted Secret files: owner and group read, the pod's fsGroup making the group the
 /// workload's own.
@@ -217,6 +218,20 @@ pub fn data_claim(
         }),
         status: None,
     }
+}
+
+/// The data volume of a workload as its spec's `storage` asks: its size (`default_size` when
+/// it names none) and StorageClass.
+pub fn storage_claim(
+    meta: ObjectMeta,
+    storage: Option<&StorageSpec>,
+    default_size: &str,
+) -> PersistentVolumeClaim {
+    let size = storage
+        .and_then(|s| s.size.as_ref())
+        .map_or(default_size, |q| q.0.as_str());
+    let class = storage.and_then(|s| s.storage_class_name.as_deref());
+    data_claim(meta, size, class)
 }
 
 #[cfg(test)]

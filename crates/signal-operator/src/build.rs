@@ -9,14 +9,14 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use operator_common::database::Readiness;
 use operator_common::subject::{Lifetime, Subject};
+use operator_common::workload::storage_claim;
 use sha2::{Digest, Sha256};
 use synapse_types::MautrixSignal;
 
 use crate::config::BridgeConfig;
 use crate::names::{self, CONFIG_MAP_KEY};
 use crate::workload::{
-    BridgeWorkload, DEFAULT_IMAGE, DEFAULT_STORAGE_SIZE, bridge_deployment, bridge_service,
-    data_claim, secret,
+    BridgeWorkload, DEFAULT_IMAGE, DEFAULT_STORAGE_SIZE, bridge_deployment, bridge_service, secret,
 };
 
 /// `app.kubernetes.io/component` of the bridge's pod, Deployment and Service.
@@ -51,11 +51,6 @@ pub fn children(
 ) -> Children {
     let name = subject.name.as_str();
     let data = Lifetime::of_data(bridge.spec.deletion_policy);
-    let storage = bridge.spec.storage.clone().unwrap_or_default();
-    let size = storage
-        .size
-        .map(|q| q.0)
-        .unwrap_or_else(|| DEFAULT_STORAGE_SIZE.to_owned());
     // The password is not mounted but read from PGPASSWORD at start: its rotation must roll the
     // pod too.
     let mut hashed = vec![config.file.as_bytes(), registration.as_bytes()];
@@ -82,10 +77,10 @@ pub fn children(
             subject.meta(names::config_secret(name), "config", Lifetime::Owned),
             BTreeMap::from([(CONFIG_MAP_KEY.to_owned(), config.file.clone().into_bytes())]),
         ),
-        claim: data_claim(
+        claim: storage_claim(
             subject.meta(names::data_claim(name), "data", data),
-            &size,
-            storage.storage_class_name.as_deref(),
+            bridge.spec.storage.as_ref(),
+            DEFAULT_STORAGE_SIZE,
         ),
         deployment: bridge_deployment(meta(), selector.clone(), &workload),
         service: bridge_service(meta(), selector),

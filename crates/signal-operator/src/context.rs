@@ -5,28 +5,21 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
-use kube::Client;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use operator_common::apply::Applier;
 use operator_common::bridge::BridgeContext;
-use operator_common::events::Events;
-use operator_common::pipeline::Pipeline;
 use operator_common::subject::Subject;
 use operator_common::watch::cached;
-use synapse_types::Synapse;
+use operator_common::wiring::Owned;
 
 use crate::names;
-use crate::status::EVENTS;
 
-/// The caches a reconciliation reads without a request.
+/// The caches of the bridge's own objects (the Synapses are the bridge context's).
 #[derive(Clone)]
 pub struct Caches {
-    pub synapses: Store<Synapse>,
-    /// The operator's own Secrets: keys, config, registration.
-    pub secrets: Store<Secret>,
-    pub deployments: Store<Deployment>,
-    pub services: Store<Service>,
+    /// The bridges' Deployments, Services and Secrets (keys, config, registration).
+    pub owned: Owned,
     pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
 }
 
@@ -37,21 +30,6 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, field_manager: &'static str, caches: Caches) -> Self {
-        Self {
-            bridge: BridgeContext {
-                pipeline: Pipeline {
-                    applier: Applier::new(client.clone(), field_manager),
-                    events: Events::new(client, field_manager),
-                    policy: EVENTS,
-                },
-                synapses: caches.synapses.clone(),
-                secrets: caches.secrets.clone(),
-            },
-            caches,
-        }
-    }
-
     pub fn applier(&self) -> &Applier {
         &self.bridge.pipeline.applier
     }
@@ -59,13 +37,13 @@ impl Context {
     /// The bridge's objects as cached.
     pub fn existing(&self, subject: &Subject) -> Existing {
         let (namespace, name) = (subject.namespace.as_str(), subject.name.as_str());
-        let caches = &self.caches;
+        let owned = &self.caches.owned;
         Existing {
-            keys: cached(&caches.secrets, namespace, &names::keys_secret(name)),
-            config: cached(&caches.secrets, namespace, &names::config_secret(name)),
-            claim: cached(&caches.claims, namespace, &names::data_claim(name)),
-            deployment: cached(&caches.deployments, namespace, &names::workload(name)),
-            service: cached(&caches.services, namespace, &names::workload(name)),
+            keys: cached(&owned.secrets, namespace, &names::keys_secret(name)),
+            config: cached(&owned.secrets, namespace, &names::config_secret(name)),
+            claim: cached(&self.caches.claims, namespace, &names::data_claim(name)),
+            deployment: cached(&owned.deployments, namespace, &names::workload(name)),
+            service: cached(&owned.services, namespace, &names::workload(name)),
         }
     }
 }

@@ -157,3 +157,7 @@ async fn converge(
     };
     done(applied, Some(domain))
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

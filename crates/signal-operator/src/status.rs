@@ -257,10 +257,7 @@ pub fn converged(
     now: Time,
 ) -> Converged<MautrixSignalStatus> {
     let requeue = match outcome {
-        Outcome::WaitingForDatabase {
-            database: Readiness::NotReady(problem),
-            ..
-        } => problem.retry_after,
+        Outcome::WaitingForDatabase { database, .. } => database.retry_after(),
         _ => None,
     };
     Converged {

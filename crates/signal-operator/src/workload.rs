@@ -52,9 +52,6 @@ pub fn secret(meta: ObjectMeta, files: BTreeMap<String, Vec<u8>>) -> Secret {
     }
 }
 
-/// The data volume. Created once, never replaced or resized by a spec change.
-pub use operator_common::workload::data_claim;
-
 /// Everything the Deployment depends on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BridgeWorkload {

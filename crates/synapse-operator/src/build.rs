@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use operator_common::database::Readiness;
 use operator_common::subject::{Lifetime, Subject};
+use operator_common::workload::storage_claim;
 use sha2::{Digest, Sha256};
 use synapse_types::Synapse;
 
@@ -18,8 +19,7 @@ use crate::names;
 use crate::render::{OverlayDatabase, OverlayInput, paths, render_log_config, render_overlay};
 use crate::resolve::ResolvedConfig;
 use crate::workload::{
-    RegistrationMount, SynapseWorkload, data_claim, default_resources, synapse_deployment,
-    synapse_service,
+    RegistrationMount, SynapseWorkload, default_resources, synapse_deployment, synapse_service,
 };
 
 /// Image used when `spec.image` is not set: the Synapse release the tests run.
@@ -66,16 +66,11 @@ pub fn children(
         data: Some(config_files(config, database, &registrations)),
         ..Secret::default()
     };
-    let storage = synapse.spec.storage.clone().unwrap_or_default();
-    let size = storage
-        .size
-        .map(|q| q.0)
-        .unwrap_or_else(|| DEFAULT_STORAGE_SIZE.to_owned());
     let data = Lifetime::of_data(synapse.spec.deletion_policy);
-    let claim = data_claim(
+    let claim = storage_claim(
         subject.meta(names::data_claim(name), "data", data),
-        &size,
-        storage.storage_class_name.as_deref(),
+        synapse.spec.storage.as_ref(),
+        DEFAULT_STORAGE_SIZE,
     );
     let generated: BTreeMap<String, ByteString> = secrets
         .iter()

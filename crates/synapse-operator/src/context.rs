@@ -1,21 +1,18 @@
 //! What a reconciliation of a Synapse runs with: the shared pipeline and the caches it reads.
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::Client;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::Store;
-use operator_common::apply::Applier;
-use operator_common::events::{EventPolicy, Events};
+use operator_common::events::EventPolicy;
 use operator_common::pipeline::Pipeline;
+use operator_common::wiring::Owned;
 
 /// The objects a reconciliation reads without a request.
 #[derive(Clone)]
 pub struct Caches {
-    pub deployments: Store<Deployment>,
-    pub services: Store<Service>,
-    /// The operator's own Secrets (configuration, generated secrets).
-    pub secrets: Store<Secret>,
+    /// Its Deployments, Services and own Secrets (configuration, generated secrets).
+    pub owned: Owned,
     /// The bridges' registration Secrets, labelled with the Synapse they are offered to.
     pub registrations: Store<Secret>,
     pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
@@ -35,11 +32,7 @@ impl Context {
         caches: Caches,
     ) -> Self {
         Self {
-            pipeline: Pipeline {
-                applier: Applier::new(client.clone(), field_manager),
-                events: Events::new(client, field_manager),
-                policy,
-            },
+            pipeline: Pipeline::new(client, field_manager, policy),
             caches,
         }
     }

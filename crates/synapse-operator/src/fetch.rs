@@ -36,6 +36,7 @@ pub struct Inputs {
 pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Result<Inputs, Error> {
     let (namespace, name) = (subject.namespace.as_str(), subject.name.as_str());
     let caches = &ctx.caches;
+    let owned = &caches.owned;
     let config_map = match &synapse.spec.homeserver.config_map {
         None => None,
         Some(reference) => Some(read_config_map(ctx.client(), namespace, reference).await?),
@@ -52,10 +53,10 @@ pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Resu
     Ok(Inputs {
         config_map,
         announced,
-        homeserver_secret: cached(&caches.secrets, namespace, &names::homeserver_secret(name)),
-        config_secret: cached(&caches.secrets, namespace, &names::config_secret(name)),
+        homeserver_secret: cached(&owned.secrets, namespace, &names::homeserver_secret(name)),
+        config_secret: cached(&owned.secrets, namespace, &names::config_secret(name)),
         claim: cached(&caches.claims, namespace, &names::data_claim(name)),
-        deployment: cached(&caches.deployments, namespace, &names::workload(name)),
-        service: cached(&caches.services, namespace, &names::workload(name)),
+        deployment: cached(&owned.deployments, namespace, &names::workload(name)),
+        service: cached(&owned.services, namespace, &names::workload(name)),
     })
 }

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::api::PartialObjectMeta;
 use operator_common::error::ErrorKind;
 use operator_common::testing::{Bodies, Exchange, api_status, scripted, store_of};
+use operator_common::wiring::Owned;
 use serde_json::{Value, json};
 
 use super::*;
@@ -68,9 +69,11 @@ fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
             _phantom: Default::default(),
         });
     let caches = Caches {
-        deployments: store_of(cached.deployments),
-        services: store_of(cached.services),
-        secrets: store_of(cached.secrets),
+        owned: Owned {
+            deployments: store_of(cached.deployments),
+            services: store_of(cached.services),
+            secrets: store_of(cached.secrets),
+        },
         registrations: store_of(Vec::new()),
         claims: store_of(claims),
     };

@@ -43,10 +43,7 @@ pub fn converged(synapse: &Synapse, outcome: &Outcome<'_>, now: Time) -> Converg
         now,
     );
     let requeue = match outcome {
-        Outcome::WaitingForDatabase {
-            database: Readiness::NotReady(problem),
-            ..
-        } => problem.retry_after,
+        Outcome::WaitingForDatabase { database, .. } => database.retry_after(),
         _ => None,
     };
     Converged {

@@ -145,9 +145,6 @@ pub fn synapse_service(
     named_port_service(meta, selector, PORT_NAME, client_port)
 }
 
-/// The data volume: SQLite database and media. Created once, never replaced.
-pub use operator_common::workload::data_claim;
-
 #[cfg(test)]
 mod tests {
     use super::*;

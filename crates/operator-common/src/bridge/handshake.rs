@@ -36,6 +36,17 @@ pub struct BridgeContext {
     pub secrets: Store<Secret>,
 }
 
+impl BridgeContext {
+    /// The context of a bridge operator: its pipeline, the Synapses and its own Secrets.
+    pub fn new(pipeline: Pipeline, synapses: Store<Synapse>, secrets: Store<Secret>) -> Self {
+        Self {
+            pipeline,
+            synapses,
+            secrets,
+        }
+    }
+}
+
 /// Reconciles `bridge`, labelled as `app`, whose registration Secret is `secret_name`: on
 /// deletion, withdraws and releases it; otherwise runs `converge` and publishes its outcome.
 pub async fn reconcile<'a, B, F, Fut>(

@@ -2,32 +2,17 @@
 //! handshake's conditions, which Synapse a bridge names, and which bridges a change concerns.
 //! A leaf of the bridge module.
 
-use std::fmt::Debug;
-
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt as _;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt as _};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use synapse_types::contract::BridgeKind;
 use synapse_types::{ConfigMapReference, Heisenbridge, MautrixSignal, Synapse, SynapseReference};
 
 use crate::reconciled::Reconciled;
 
 /// A bridge kind: an object that registers one app service with one Synapse of its namespace.
-pub trait Bridge:
-    Reconciled
-    + Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + Serialize
-    + DeserializeOwned
-    + Debug
-    + Send
-    + Sync
-    + 'static
-{
+pub trait Bridge: Reconciled {
     /// Which bridge kind this is, for the annotation key and the app-service source.
     const KIND: BridgeKind;
 

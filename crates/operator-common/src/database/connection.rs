@@ -230,6 +230,14 @@ impl Readiness {
         }
     }
 
+    /// When to look again without a watch event, for a database that cannot be watched.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Readiness::NotReady(problem) => problem.retry_after,
+            _ => None,
+        }
+    }
+
     pub fn connection(&self) -> Option<&Connection> {
         match self {
             Readiness::Ready { connection, .. } => Some(connection),
