@@ -9,13 +9,15 @@ use operator_common::bridge::{self, Handshake};
 use operator_common::error::Error;
 use operator_common::input::read_config_map;
 use operator_common::pipeline::{Converged, now};
-use operator_common::rollout::rollout;
+use operator_common::rollout::{Rollout, rollout};
+use operator_common::subject::Subject;
 use synapse_types::{Heisenbridge, HeisenbridgeStatus};
 
+use crate::build::{self, Children};
 use crate::context::Context;
 use crate::names::{self, APP_NAME};
 use crate::status::{Outcome, SynapseSide, converged};
-use crate::{build, validate};
+use crate::validate;
 
 /// Reconciles one Heisenbridge: fetch → validate → store and announce → build → apply → status.
 pub async fn reconcile(bridge: Arc<Heisenbridge>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -64,18 +66,7 @@ async fn converge(
     let registration = handshake.announce(&synapse, &file).await?;
     let client_url = synapse.status.as_ref().and_then(|s| s.client_url.clone());
     let desired = build::children(bridge, subject, &file, client_url.as_deref());
-    let applier = &ctx.bridge.pipeline.applier;
-    applier
-        .apply(&desired.service, ctx.service(subject).as_deref())
-        .await?;
-    let rollout = match &desired.deployment {
-        Some(deployment) => Some(rollout(
-            &applier
-                .apply(deployment, ctx.deployment(subject).as_deref())
-                .await?,
-        )),
-        None => None,
-    };
+    let rollout = apply(ctx, subject, &desired).await?;
     let found = SynapseSide::Found {
         name: synapse_name,
         client_url: client_url.is_some(),
@@ -89,6 +80,23 @@ async fn converge(
         },
         now(),
     ))
+}
+
+/// Applies the Service, and the Deployment once there is one; returns its rollout.
+async fn apply(
+    ctx: &Context,
+    subject: &Subject,
+    desired: &Children,
+) -> Result<Option<Rollout>, Error> {
+    let applier = &ctx.bridge.pipeline.applier;
+    let service = ctx.service(subject);
+    applier.apply(&desired.service, service.as_deref()).await?;
+    let Some(deployment) = &desired.deployment else {
+        return Ok(None);
+    };
+    let existing = ctx.deployment(subject);
+    let stored = applier.apply(deployment, existing.as_deref()).await?;
+    Ok(Some(rollout(&stored)))
 }
 
 #[cfg(test)]

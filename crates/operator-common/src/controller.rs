@@ -15,9 +15,12 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{Lookup, ObjectRef, Store};
 use kube::runtime::watcher;
 use tracing::Instrument as _;
+use tracing::instrument::Instrumented;
 
 use crate::error::{Error, ErrorKind};
 use crate::events::Events;
+use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::reconciled::Reconciled;
 use crate::runtime::Runtime;
 use crate::watch::{resource_of, tolerant};
@@ -62,8 +65,28 @@ impl Caches {
     }
 }
 
-/// Failures in a row per object, for the backoff.
-type Failures<K> = Arc<Mutex<HashMap<ObjectRef<K>, u32>>>;
+/// Failures in a row per object: the backoff of its retries.
+struct Backoff<K: Reconciled>(Mutex<HashMap<ObjectRef<K>, u32>>);
+
+impl<K: Reconciled> Backoff<K> {
+    fn succeeded(&self, object: &ObjectRef<K>) {
+        self.lock().remove(object);
+    }
+
+    /// The wait before the next retry of `object`, which failed once more.
+    fn failed(&self, object: ObjectRef<K>) -> Duration {
+        let mut failures = self.lock();
+        let count = failures.entry(object).or_insert(0);
+        *count += 1;
+        retry_after(*count)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<K>, u32>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// The wait before retrying after the `failures`-th failure in a row.
 pub fn retry_after(failures: u32) -> Duration {
@@ -77,7 +100,7 @@ pub fn retry_after(failures: u32) -> Duration {
 pub async fn run_controller<K, Ctx, Fut>(
     runtime: &Runtime,
     watches: impl FnOnce(Controller<K>) -> Controller<K>,
-    caches: Caches,
+    mut caches: Caches,
     reconcile: impl Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
     context: Arc<Ctx>,
 ) where
@@ -86,34 +109,61 @@ pub async fn run_controller<K, Ctx, Fut>(
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
     let events = Events::new(runtime.client.clone(), runtime.field_manager);
-    let (store, triggers) = tolerant::<K>(
-        runtime.dynamic_api(&resource_of::<K>()),
-        watcher::Config::default(),
-        events,
-    );
-    let mut caches = caches;
+    let api = runtime.dynamic_api(&resource_of::<K>());
+    let (store, triggers) = tolerant::<K>(api, watcher::Config::default(), events);
     caches.add(&store);
-    let controller = watches(Controller::for_stream(triggers, store)).with_config(
-        controller::Config::default()
-            .concurrency(runtime.concurrency)
-            .debounce(DEBOUNCE),
+    let config = controller::Config::default()
+        .concurrency(runtime.concurrency)
+        .debounce(DEBOUNCE);
+    let controller = watches(Controller::for_stream(triggers, store)).with_config(config);
+    let readiness = tokio::spawn(report_synced::<K>(caches.clone(), runtime.health.clone()));
+    let backoff = Arc::new(Backoff::<K>(Mutex::default()));
+    let reconcile = instrumented(
+        reconcile,
+        caches,
+        Arc::clone(&runtime.metrics),
+        Arc::clone(&backoff),
     );
-
-    let health = runtime.health.clone();
-    let readiness_caches = caches.clone();
-    let readiness = tokio::spawn(async move {
-        readiness_caches.filled().await;
-        tracing::info!(kind = %K::kind(&()), "caches synced");
-        health.set_synced(true);
-    });
-
-    let failures: Failures<K> = Arc::default();
     let metrics = Arc::clone(&runtime.metrics);
-    let succeeded = Arc::clone(&failures);
+    let error_policy = move |object: Arc<K>, error: &Error, _: Arc<Ctx>| {
+        let kind = error.kind();
+        metrics.failed(kind.label());
+        let reference = ObjectRef::from_obj(object.as_ref());
+        let retry = backoff.failed(reference.clone());
+        let (namespace, name) = (reference.namespace.unwrap_or_default(), reference.name);
+        if kind == ErrorKind::Transient {
+            tracing::warn!(%namespace, %name, error.kind = kind.label(), %error, ?retry, "reconciliation failed");
+        } else {
+            // Recorded on the object itself by the pipeline.
+            tracing::info!(%namespace, %name, error.kind = kind.label(), %error, ?retry, "the API server refused a request");
+        }
+        Action::requeue(retry)
+    };
+    controller
+        .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned())
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move { log_result(result) })
+        .await;
+    readiness.abort();
+    runtime.health.set_synced(false);
+}
+
+/// `reconcile` run once the caches are filled, in a span naming its object, timed, and
+/// clearing the object's backoff when it succeeds.
+fn instrumented<K, Ctx, Fut>(
+    reconcile: impl Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
+    caches: Caches,
+    metrics: Arc<Metrics>,
+    backoff: Arc<Backoff<K>>,
+) -> impl FnMut(Arc<K>, Arc<Ctx>) -> Instrumented<BoxFuture<'static, Result<Action, Error>>>
+where
+    K: Reconciled,
+    Ctx: Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
     let reconcile = Arc::new(reconcile);
-    let run_one = move |object: Arc<K>, context: Arc<Ctx>| {
-        let metrics = Arc::clone(&metrics);
-        let succeeded = Arc::clone(&succeeded);
+    move |object: Arc<K>, context: Arc<Ctx>| {
+        let (metrics, backoff) = (Arc::clone(&metrics), Arc::clone(&backoff));
         let (caches, reconcile) = (caches.clone(), Arc::clone(&reconcile));
         let reference = ObjectRef::from_obj(object.as_ref());
         let span = tracing::info_span!(
@@ -128,59 +178,36 @@ pub async fn run_controller<K, Ctx, Fut>(
             let result = reconcile(object, context).await;
             metrics.reconciled(started.elapsed());
             if result.is_ok() {
-                lock(&succeeded).remove(&reference);
+                backoff.succeeded(&reference);
             }
             result
         }
+        .boxed()
         .instrument(span)
-    };
-    let metrics = Arc::clone(&runtime.metrics);
-    let error_policy = move |object: Arc<K>, error: &Error, _: Arc<Ctx>| {
-        let kind = error.kind();
-        metrics.failed(kind.label());
-        let reference = ObjectRef::from_obj(object.as_ref());
-        let failed = {
-            let mut failures = lock(&failures);
-            let count = failures.entry(reference.clone()).or_insert(0);
-            *count += 1;
-            *count
-        };
-        let retry = retry_after(failed);
-        let (namespace, name) = (reference.namespace.unwrap_or_default(), reference.name);
-        if kind == ErrorKind::Transient {
-            tracing::warn!(%namespace, %name, error.kind = kind.label(), %error, ?retry, "reconciliation failed");
-        } else {
-            // Recorded on the object itself by the pipeline.
-            tracing::info!(%namespace, %name, error.kind = kind.label(), %error, ?retry, "the API server refused a request");
-        }
-        Action::requeue(retry)
-    };
-
-    controller
-        .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned())
-        .run(run_one, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(object = %object, "reconciled"),
-                // Failed reconciliations were logged and counted by the error policy.
-                Err(controller::Error::ReconcilerFailed(..)) => {}
-                // A related object names one of our kind that does not exist (a registration
-                // Secret labelled for a deleted Synapse, say): nothing to do.
-                Err(e @ controller::Error::ObjectNotFound(_)) => {
-                    tracing::debug!(error = %e, "trigger for an object that does not exist")
-                }
-                Err(e) => tracing::warn!(error = %e, "controller error"),
-            }
-        })
-        .await;
-    readiness.abort();
-    runtime.health.set_synced(false);
+    }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Marks the operator ready once its caches are filled.
+async fn report_synced<K: Reconciled>(caches: Caches, health: Health) {
+    caches.filled().await;
+    tracing::info!(kind = %K::kind(&()), "caches synced");
+    health.set_synced(true);
+}
+
+fn log_result<K: Reconciled, E: std::error::Error>(
+    result: Result<(ObjectRef<K>, Action), controller::Error<Error, E>>,
+) {
+    match result {
+        Ok((object, _)) => tracing::debug!(object = %object, "reconciled"),
+        // Failed reconciliations were logged and counted by the error policy.
+        Err(controller::Error::ReconcilerFailed(..)) => {}
+        // A related object names one of our kind that does not exist (a registration Secret
+        // labelled for a deleted Synapse, say): nothing to do.
+        Err(e @ controller::Error::ObjectNotFound(_)) => {
+            tracing::debug!(error = %e, "trigger for an object that does not exist")
+        }
+        Err(e) => tracing::warn!(error = %e, "controller error"),
+    }
 }
 
 #[cfg(test)]

@@ -12,11 +12,10 @@ use std::fmt;
 
 use kube::core::Status;
 
-/// How a reconciliation went wrong.
+/// How a reconciliation failed. (A user problem is not a failure: the reconciliation reports it
+/// and waits for the input to change.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// The user's input cannot be used; reported on the object, not retried until it changes.
-    UserProblem,
     /// The API server refused a request for lack of permission (HTTP 403).
     Forbidden,
     /// The API server refused an object as invalid (HTTP 422 or 400).
@@ -32,7 +31,6 @@ impl ErrorKind {
     /// Stable, low-cardinality label for metrics and logs.
     pub fn label(self) -> &'static str {
         match self {
-            ErrorKind::UserProblem => "user-problem",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Invalid => "invalid",
             ErrorKind::FieldConflict => "field-conflict",

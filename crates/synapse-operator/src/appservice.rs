@@ -185,7 +185,8 @@ fn check_secret<'a>(synapse_name: &str, item: &'a Announced) -> Result<&'a [u8],
     let name = &item.secret_name;
     let Some(secret) = &item.secret else {
         return Err(format!(
-            "Secret {name} named by the announcement does not exist"
+            "Secret {name} named by the announcement does not exist, or is not labelled \
+             {LABEL_REGISTERED_WITH}=<this Synapse> (only such Secrets are offered to a Synapse)"
         ));
     };
     let labelled = secret
