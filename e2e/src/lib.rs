@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod bench;
 pub mod charts;
 pub mod objects;
 pub mod operator_process;

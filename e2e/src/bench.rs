@@ -1,0 +1,198 @@
+//! The burst benchmark behind `hack/bench` (binary `bench`): N Synapses applied at once, first
+//! with no operator (the plane's own cost), then with the release synapse-operator watching all
+//! namespaces, until every Synapse is Ready; then an idle minute. It prints figures, it asserts
+//! nothing: see docs/development.md.
+//!
+//! Everything it creates carries the label [`RUN_LABEL`] with the run's id, so that whatever a
+//! crashed run left behind can be found and removed (`hack/bench` does so in its exit trap).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, ResourceExt as _};
+use serde_json::json;
+
+pub mod foreign;
+pub mod nodes;
+pub mod operator;
+pub mod report;
+pub mod track;
+
+/// The label on every namespace and node a run creates; its value is the run's id.
+pub const RUN_LABEL: &str = "synapse-operators.bench/run";
+
+/// The field manager of the benchmark's server-side applies.
+pub const FIELD_MANAGER: &str = "bench";
+
+/// The name of the `i`th Synapse: `s0000`, `s0001`, …
+pub fn synapse_name(i: usize) -> String {
+    format!("s{i:04}")
+}
+
+/// The `Synapse` API of a namespace, untyped (the e2e crate does not link the operators' types).
+pub fn synapse_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &crate::objects::resource("Synapse"),
+    )
+}
+
+/// Seconds as a float, the unit of every figure.
+pub fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Creates the namespace `name`, labelled with the run's id.
+pub async fn create_namespace(client: &Client, name: &str, run_id: &str) -> Result<()> {
+    let namespace: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {RUN_LABEL: run_id}}
+    }))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .with_context(|| format!("create namespace {name}"))?;
+    Ok(())
+}
+
+/// What applying the burst took.
+#[derive(Debug, Clone, Copy)]
+pub struct Burst {
+    /// From the first request sent to the last answer received.
+    pub elapsed: Duration,
+    /// Applies sent again after a 429 or 5xx answer.
+    pub retries: u32,
+}
+
+/// Applies the Synapses `s0000..` (N of them) in `namespace` with `workers` parallel workers,
+/// each sending one server-side apply at a time, and returns once every apply was answered.
+/// A 429 or 5xx answer is retried (up to 5 times per object); any other error fails the burst.
+pub async fn apply_synapses(
+    client: &Client,
+    namespace: &str,
+    n: usize,
+    workers: usize,
+) -> Result<Burst> {
+    let api = synapse_api(client, namespace);
+    let next = Arc::new(AtomicUsize::new(0));
+    let retries = Arc::new(AtomicU32::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let (api, next, retries) = (api.clone(), next.clone(), retries.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                apply_one(&api, i, &retries).await?;
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined.context("an apply worker panicked")? {
+            tasks.abort_all();
+            return Err(e);
+        }
+    }
+    Ok(Burst {
+        elapsed: started.elapsed(),
+        retries: retries.load(Ordering::Relaxed),
+    })
+}
+
+async fn apply_one(api: &Api<DynamicObject>, i: usize, retries: &AtomicU32) -> Result<()> {
+    let name = synapse_name(i);
+    let synapse = json!({
+        "apiVersion": "synapse.opdev.io/v1alpha1",
+        "kind": "Synapse",
+        "metadata": {"name": name},
+        "spec": {"homeserver": {"values": {
+            "serverName": format!("s{i}.bench.example"),
+            "reportStats": false,
+        }}},
+    });
+    let params = PatchParams::apply(FIELD_MANAGER);
+    let mut attempt = 0;
+    loop {
+        match api.patch(&name, &params, &Patch::Apply(&synapse)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status))
+                if (status.code == 429 || status.code >= 500) && attempt < 5 =>
+            {
+                attempt += 1;
+                retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("apply Synapse {name}")),
+        }
+    }
+}
+
+/// Deletes the namespace and waits (through a watch) until it is gone; returns how long that
+/// took. A namespace that is already gone is no error.
+pub async fn delete_namespace(client: &Client, name: &str, timeout: Duration) -> Result<Duration> {
+    let api = Api::<Namespace>::all(client.clone());
+    let started = Instant::now();
+    let Some(namespace) = api.get_opt(name).await? else {
+        return Ok(Duration::ZERO);
+    };
+    let uid = namespace.uid().unwrap_or_default();
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(started.elapsed()),
+        Err(e) => return Err(e).with_context(|| format!("delete namespace {name}")),
+    }
+    let gone = await_condition(api, name, conditions::is_deleted(&uid));
+    match tokio::time::timeout(timeout, gone).await {
+        Ok(result) => {
+            result.with_context(|| format!("watch namespace {name}"))?;
+            Ok(started.elapsed())
+        }
+        Err(_) => bail!(
+            "namespace {name} still not gone after {timeout:?}; left in it: {}",
+            leftovers(client, name).await
+        ),
+    }
+}
+
+/// What is still in a namespace, counted by kind, for a timeout's message.
+async fn leftovers(client: &Client, namespace: &str) -> String {
+    let list = ListParams::default();
+    let count = |r: kube::Result<usize>| r.map_or_else(|e| format!("? ({e})"), |n| n.to_string());
+    let synapses = synapse_api(client, namespace).list_metadata(&list).await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace)
+        .list_metadata(&list)
+        .await;
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list_metadata(&list)
+        .await;
+    format!(
+        "{} Synapses, {} Deployments, {} Pods",
+        count(synapses.map(|l| l.items.len())),
+        count(deployments.map(|l| l.items.len())),
+        count(pods.map(|l| l.items.len()))
+    )
+}
+
+/// The 1-, 5- and 15-minute load averages of the machine.
+pub fn load_average() -> [f64; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut fields = text
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(f64::NAN));
+    [(); 3].map(|()| fields.next().unwrap_or(f64::NAN))
+}
+
+/// A generous timeout for one wait of a run of `n` objects: 3 minutes plus 0.6 s per object
+/// (13 minutes at N=1000), far beyond what a healthy 2-core machine needs.
+pub fn default_timeout(n: usize) -> Duration {
+    Duration::from_secs(180) + Duration::from_millis(600) * u32::try_from(n).unwrap_or(u32::MAX)
+}
