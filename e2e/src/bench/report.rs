@@ -334,3 +334,33 @@ fn methods(sample: &Sample) -> String {
         methods
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_holds_every_figure_and_the_table_every_target() {
+        let figures = Figures {
+            n: 1000,
+            creation_without_s: 2.0,
+            creation_with_s: 2.5,
+            foreign_namespaces: vec!["other".to_owned()],
+            ..Figures::default()
+        };
+        let json = figures.json();
+        assert_eq!(json["n"], 1000);
+        assert_eq!(json["creation_ratio"], 1.25);
+        assert_eq!(json["foreign_namespaces"][0], "other");
+        assert_eq!(json["total_s"], 0.0);
+        let table = figures.table();
+        assert!(
+            table.contains("1.25x") && table.contains("target <= 1.5x: ok"),
+            "{table}"
+        );
+        assert!(
+            table.contains("WARNING") && !table.contains("N=1000)"),
+            "{table}"
+        );
+    }
+}
