@@ -1,5 +1,5 @@
-//! A child the real apiserver rejects (HTTP 422 or 400) is reported on the object that asked for
-//! it, for all three kinds: `Ready=False` with reason `Invalid` and the apiserver's own message
+//! A child the real apiserver rejects (HTTP 422 or 400: its own validation, or a cluster's
+//! admission policy) is reported on the object that asked for it, for all three kinds: `Ready=False` with reason `Invalid` and the apiserver's own message
 //! naming the child and the field, `state: FAILED`, a Warning Event; the operator keeps running
 //! and reconciling the others, and a fixed spec recovers.
 //!
@@ -8,10 +8,16 @@
 use std::time::Duration;
 
 use e2e::TestNamespace;
-use e2e::objects::{condition_message, condition_state, resource, wait_event, wait_object};
+use e2e::objects::{
+    TIMEOUT, condition_message, condition_state, resource, wait_event, wait_object,
+};
 use e2e::operator_process::OperatorProcess;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const OPERATORS: [&str; 3] = [
@@ -115,6 +121,21 @@ impl Plane {
     }
 
     async fn finish(mut self) {
+        // The bridges first, while their operators can withdraw them and release their
+        // finalizers.
+        for kind in ["Heisenbridge", "MautrixSignal"] {
+            let api = self.api(kind);
+            api.delete_collection(&DeleteParams::default(), &ListParams::default())
+                .await
+                .unwrap_or_else(|e| panic!("delete the {kind}s: {e}"));
+            e2e::wait_for(TIMEOUT, &format!("the {kind}s to be gone"), || async {
+                api.list(&ListParams::default())
+                    .await
+                    .ok()
+                    .filter(|l| l.items.is_empty())
+            })
+            .await;
+        }
         for operator in &mut self.operators {
             operator.assert_running();
             let status = operator.stop();
@@ -122,6 +143,109 @@ impl Plane {
         }
         e2e::pod_harness::forget_claims(&self.ns.name).expect("forget the claim data");
         self.ns.delete().await;
+    }
+}
+
+/// A cluster's admission policy that refuses, as invalid, Heisenbridge Deployments of the test
+/// namespace whose images do not come from its registry; removed when dropped.
+struct ImagePolicy {
+    name: String,
+}
+
+impl ImagePolicy {
+    async fn install(client: &kube::Client, namespace: &str) -> Self {
+        let name = format!("{namespace}-images");
+        let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [{
+                        "apiGroups": ["apps"], "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"], "resources": ["deployments"],
+                    }],
+                    "objectSelector": {"matchLabels": {"app.kubernetes.io/name": "heisenbridge"}},
+                },
+                "validations": [{
+                    "expression": "object.spec.template.spec.containers.all(c, c.image.startsWith('registry.example.org/'))",
+                    "message": "images come from registry.example.org",
+                    "reason": "Invalid",
+                }],
+            },
+        }))
+        .expect("a policy");
+        policies
+            .create(&PostParams::default(), &policy)
+            .await
+            .expect("create the admission policy");
+        let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {
+                    "kubernetes.io/metadata.name": namespace,
+                }}},
+            },
+        }))
+        .expect("a binding");
+        bindings
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("bind the admission policy");
+        // A new policy takes a moment to be enforced: probe with a dry run.
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        let probe: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "probe", "labels": {"app.kubernetes.io/name": "heisenbridge"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "probe"}},
+                "template": {
+                    "metadata": {"labels": {"app": "probe"}},
+                    "spec": {"containers": [{"name": "c", "image": "elsewhere/probe"}]},
+                },
+            },
+        }))
+        .expect("a Deployment");
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        e2e::wait_for(
+            Duration::from_secs(30),
+            "the policy to be enforced",
+            || async {
+                deployments
+                    .create(&dry_run, &probe)
+                    .await
+                    .is_err()
+                    .then_some(())
+            },
+        )
+        .await;
+        Self { name }
+    }
+}
+
+impl Drop for ImagePolicy {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // A client of its own: the test's runtime is blocked in this drop.
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .expect("a runtime")
+                .block_on(async move {
+                    let client = e2e::client().await;
+                    let params = kube::api::DeleteParams::default();
+                    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+                    let _ = bindings.delete(&name, &params).await;
+                    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client);
+                    let _ = policies.delete(&name, &params).await;
+                })
+        })
+        .join()
+        .expect("remove the admission policy");
     }
 }
 
@@ -178,14 +302,12 @@ async fn a_rejected_child_is_reported_on_every_kind_and_a_fixed_spec_recovers() 
         .await;
     plane.wait_ready("Synapse", "hs").await;
 
-    // The bridges, on the healthy Synapse: an image no container may have, a name no Service
-    // may have, a size no PVC may ask for.
+    // The bridges, on the healthy Synapse: an image a cluster policy refuses (a Heisenbridge's
+    // names and fields are all checked by its CRD, so only a policy can refuse its children), a
+    // name no Service may have, a size no PVC may ask for.
+    let _policy = ImagePolicy::install(&plane.client, &ns).await;
     plane
-        .create(
-            "Heisenbridge",
-            "irc",
-            json!({"synapse": {"name": "hs"}, "image": " hif1/heisenbridge:1.15.4"}),
-        )
+        .create("Heisenbridge", "irc", json!({"synapse": {"name": "hs"}}))
         .await;
     plane
         .create(
@@ -207,7 +329,7 @@ async fn a_rejected_child_is_reported_on_every_kind_and_a_fixed_spec_recovers() 
             "Heisenbridge",
             "irc",
             &format!("Deployment {ns}/irc-heisenbridge"),
-            "image",
+            "images come from registry.example.org",
         )
         .await;
     plane
@@ -244,7 +366,7 @@ async fn a_rejected_child_is_reported_on_every_kind_and_a_fixed_spec_recovers() 
         .patch_spec(
             "Heisenbridge",
             "irc",
-            json!({"image": "hif1/heisenbridge:1.15.4"}),
+            json!({"image": "registry.example.org/heisenbridge:1.15.4"}),
         )
         .await;
     plane

@@ -11,11 +11,11 @@
 use std::time::Duration;
 
 use e2e::TestNamespace;
-use e2e::objects::{condition_state, resource, wait_event, wait_object};
+use e2e::objects::{TIMEOUT, condition_state, resource, wait_event, wait_object};
 use e2e::operator_process::OperatorProcess;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const CRD: &str = "synapses.synapse.opdev.io";
@@ -167,6 +167,15 @@ async fn an_unreadable_synapse_is_reported_and_skipped() {
         .expect("fix the broken Synapse");
     wait_object(&synapses, "broken", "the fixed Synapse Ready", ready).await;
 
+    // The bridge first, while its operator can release its finalizer.
+    bridges
+        .delete("irc", &DeleteParams::default())
+        .await
+        .expect("delete the bridge");
+    e2e::wait_for(TIMEOUT, "the bridge to be gone", || async {
+        bridges.get_opt("irc").await.ok().filter(Option::is_none)
+    })
+    .await;
     for operator in &mut operators {
         operator.assert_running();
         assert!(operator.stop().success());

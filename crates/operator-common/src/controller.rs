@@ -30,6 +30,9 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(5);
 /// The longest wait between retries.
 pub const MAX_RETRY: Duration = Duration::from_secs(120);
 
+/// How often a cache's readiness is asked again until it is filled.
+const SYNC_POLL: Duration = Duration::from_millis(500);
+
 /// How long a trigger waits for more triggers of the same object, so that a burst of changes
 /// (a child created, then its status) is reconciled once.
 const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -51,8 +54,13 @@ impl Caches {
         let store = store.clone();
         self.filled.push(
             async move {
+                // A store wakes only the last of several concurrent waiters (the controller
+                // waits on its own store too): ask again until the memoised readiness is seen.
                 // An error means the writer is gone: the controller is stopping.
-                let _ = store.wait_until_ready().await;
+                while tokio::time::timeout(SYNC_POLL, store.wait_until_ready())
+                    .await
+                    .is_err()
+                {}
             }
             .boxed()
             .shared(),

@@ -25,7 +25,7 @@ pub mod retained;
 pub mod rollout;
 pub mod runtime;
 pub mod subject;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod watch;
 pub mod wiring;

@@ -69,10 +69,16 @@ fn read_event<K: Reconciled>(
 ) -> Option<Event<K>> {
     let read = |object: DynamicObject| -> Option<K> {
         let meta = object.metadata.clone();
-        match object.try_parse::<K>() {
+        // The path of the field that does not fit tells the user what to fix.
+        let read = serde_json::to_value(object)
+            .map_err(|e| e.to_string())
+            .and_then(|value| {
+                serde_path_to_error::deserialize::<_, K>(value).map_err(|e| e.to_string())
+            });
+        match read {
             Ok(object) => Some(object),
             Err(error) => {
-                report_unreadable::<K>(meta, &error.to_string(), events, reported);
+                report_unreadable::<K>(meta, &error, events, reported);
                 None
             }
         }
@@ -230,3 +236,7 @@ where
 {
     store.get(&reflector::ObjectRef::new(name).within(namespace))
 }
+
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod tests;
