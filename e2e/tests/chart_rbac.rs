@@ -470,6 +470,24 @@ async fn signal_operator_needs_exactly_its_chart_rules() {
         },
     )
     .await;
+    // A database Secret of the user's, read where it is named.
+    let external: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "synapse.opdev.io/v1alpha1",
+        "kind": "MautrixSignal",
+        "metadata": {"name": "signal-ext"},
+        "spec": {"synapse": {"name": "values"}, "externalPostgreSQL": {"secretName": "signal-db"}},
+    }))
+    .expect("a MautrixSignal");
+    bridges
+        .create(&PostParams::default(), &external)
+        .await
+        .expect("create the MautrixSignal with an external database");
+    wait_for(TIMEOUT, "the missing database Secret reported", || async {
+        let bridge = bridges.get_opt("signal-ext").await.ok()??;
+        (condition(&bridge, "DatabaseReady")? == ("False".into(), "SecretNotFound".into()))
+            .then_some(())
+    })
+    .await;
     // Deletion: the announcement withdrawn, the finalizer released.
     bridges
         .delete(&name, &DeleteParams::default())

@@ -1442,7 +1442,7 @@ fn operator_rules() -> Vec<PolicyRule> {
         rule(
             "coordination.k8s.io",
             &["leases"],
-            &["get", "create", "update"],
+            &["get", "create", "patch"],
         ),
     ]
 }

@@ -17,17 +17,18 @@ operator under these rules and fails on a Forbidden and on any rule the scenario
 - apiGroups: ["synapse.opdev.io"]
   resources: ["synapses"]
   verbs: ["get", "list", "watch", "patch"]
-# The registration Secret: created once, then applied.
+# The registration Secret: created once, then applied; read from the operator's cache.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
-# Applied by server-side apply; an apply that creates the object needs create as well.
+  verbs: ["list", "watch", "create", "patch"]
+# Applied by server-side apply (an apply that creates the object needs create as well); read
+# from the operator's cache, never by a get.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # The user's registration file: read, never written.
 - apiGroups: [""]
   resources: ["configmaps"]

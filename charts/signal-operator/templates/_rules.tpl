@@ -18,23 +18,28 @@ use.
 - apiGroups: ["synapse.opdev.io"]
   resources: ["synapses"]
   verbs: ["get", "list", "watch", "patch"]
-# The registration, config and generated-keys Secrets and the data PVC: created once, then
-# applied or patched. Database Secrets (the user's or CloudNativePG's): read and watched.
+# The registration, config and generated-keys Secrets: created once, then applied or patched.
+# Database Secrets (the user's or CloudNativePG's): read and watched.
 - apiGroups: [""]
-  resources: ["secrets", "persistentvolumeclaims"]
+  resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# The data PVC: created once, then its labels and owner patched; watched, never read by a get.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list", "watch", "create", "patch"]
 # The CloudNativePG Cluster of createNewPostgreSQL: created once, then its labels and owner
 # patched; watched for readiness.
 - apiGroups: ["postgresql.cnpg.io"]
   resources: ["clusters"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Applied by server-side apply; an apply that creates the object needs create as well.
+# Applied by server-side apply (an apply that creates the object needs create as well); read
+# from the operator's cache, never by a get.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # The user's config.yaml: read, never written.
 - apiGroups: [""]
   resources: ["configmaps"]

@@ -12,17 +12,22 @@ rules and fails on a Forbidden and on any rule the scenarios do not use.
   resources: ["synapses/status"]
   verbs: ["patch"]
 # Generated secrets and the config bundle (created once, then patched), bridge registrations
-# and database Secrets (read), the data PVC (created once, then its labels and owner patched).
+# (watched), database Secrets (read and watched).
 - apiGroups: [""]
-  resources: ["secrets", "persistentvolumeclaims"]
+  resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Applied by server-side apply; an apply that creates the object needs create as well.
+# The data PVC: created once, then its labels and owner patched; watched, never read by a get.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list", "watch", "create", "patch"]
+# Applied by server-side apply (an apply that creates the object needs create as well); read
+# from the operator's cache, never by a get.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # The CloudNativePG Cluster of createNewPostgreSQL: created once, then its labels and owner
 # patched; watched for readiness.
 - apiGroups: ["postgresql.cnpg.io"]

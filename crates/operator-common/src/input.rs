@@ -61,3 +61,46 @@ pub async fn read_config_map(
         config_map,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::ByteString;
+
+    use super::*;
+
+    #[test]
+    fn text_comes_from_data_then_utf8_binary_data_and_the_reference_defaults_to_its_namespace() {
+        let input = |config_map: Option<ConfigMap>| ConfigMapInput {
+            namespace: "ns".into(),
+            name: "cm".into(),
+            config_map,
+        };
+        let data = ConfigMap {
+            data: Some(BTreeMap::from([("a".into(), "text".into())])),
+            binary_data: Some(BTreeMap::from([
+                ("b".into(), ByteString(b"bytes".to_vec())),
+                ("c".into(), ByteString(vec![0xff])),
+            ])),
+            ..ConfigMap::default()
+        };
+        let found = input(Some(data));
+        assert_eq!(found.text("a").as_deref(), Some("text"));
+        assert_eq!(found.text("b").as_deref(), Some("bytes"));
+        assert_eq!(found.text("c"), None, "not UTF-8");
+        assert_eq!(found.text("d"), None);
+        assert_eq!(input(None).text("a"), None);
+
+        let reference = |namespace: Option<&str>| ConfigMapReference {
+            name: "cm".into(),
+            namespace: namespace.map(Into::into),
+        };
+        assert_eq!(referenced_namespace(&reference(None), "mine"), "mine");
+        assert_eq!(referenced_namespace(&reference(Some("")), "mine"), "mine");
+        assert_eq!(
+            referenced_namespace(&reference(Some("other")), "mine"),
+            "other"
+        );
+    }
+}

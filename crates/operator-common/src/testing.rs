@@ -3,7 +3,7 @@
 //! A request the script does not expect, one that differs from it, or a script left unfinished
 //! fails the test, so a test states exactly what a reconciliation reads and writes.
 //!
-//! ```ignore
+//! ```text
 //! let (client, api) = scripted();
 //! let script = vec![
 //!     Exchange::patch("/api/v1/namespaces/ns/services/hs").reply(422, api_status(422, "Invalid", "...")),

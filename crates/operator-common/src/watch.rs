@@ -33,7 +33,8 @@ const REPORTED_LIMIT: usize = 1024;
 
 /// Watches the custom resources of `K` as untyped objects and reads each on its own: one that
 /// does not fit `K` (stored under an older or foreign CRD) is logged, reported with a Warning
-/// Event on it, and left out of the store and the triggers, so the others go on.
+/// Event on it, and left out of the store and the triggers, so the others go on. Deletions
+/// trigger too: a bridge must see its Synapse go.
 pub fn tolerant<K: Reconciled>(
     api: Api<DynamicObject>,
     config: watcher::Config,
@@ -52,7 +53,7 @@ pub fn tolerant<K: Reconciled>(
         })
         .modify(strip_managed_fields)
         .reflect(writer)
-        .applied_objects();
+        .touched_objects();
     (reader, logged(stream, K::kind(&()).into_owned()))
 }
 
