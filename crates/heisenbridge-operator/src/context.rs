@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
 use operator_common::bridge::BridgeContext;
+use operator_common::cached_deployment::CachedDeployment;
 use operator_common::subject::Subject;
 use operator_common::watch::cached;
 use operator_common::wiring::Owned;
@@ -26,7 +26,7 @@ impl Context {
     }
 
     /// The bridge's Deployment as cached.
-    pub fn deployment(&self, subject: &Subject) -> Option<Arc<Deployment>> {
+    pub fn deployment(&self, subject: &Subject) -> Option<Arc<CachedDeployment>> {
         let name = names::workload(&subject.name);
         cached(&self.owned.deployments, &subject.namespace, &name)
     }

@@ -9,7 +9,7 @@ use operator_common::bridge::{self, Handshake};
 use operator_common::error::Error;
 use operator_common::input::read_config_map;
 use operator_common::pipeline::{Converged, now};
-use operator_common::rollout::{Rollout, rollout};
+use operator_common::rollout::Rollout;
 use operator_common::subject::Subject;
 use synapse_types::{Heisenbridge, HeisenbridgeStatus};
 
@@ -21,6 +21,7 @@ use crate::validate;
 
 /// Reconciles one Heisenbridge: fetch → validate → store and announce → build → apply → status.
 pub async fn reconcile(bridge: Arc<Heisenbridge>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let bridge = ctx.bridge.pipeline.current(bridge);
     let secret = names::registration_secret(&bridge.name_any());
     bridge::reconcile(
         bridge.as_ref(),
@@ -95,8 +96,11 @@ async fn apply(
         return Ok(None);
     };
     let existing = ctx.deployment(subject);
-    let stored = applier.apply(deployment, existing.as_deref()).await?;
-    Ok(Some(rollout(&stored)))
+    Ok(Some(
+        applier
+            .apply_deployment(deployment, existing.as_deref())
+            .await?,
+    ))
 }
 
 #[cfg(test)]

@@ -252,3 +252,24 @@ async fn a_deployment_the_api_server_rejects_is_reported_and_retried() {
         "{ready}"
     );
 }
+
+#[tokio::test]
+async fn a_status_written_is_not_written_again_before_the_cache_shows_it() {
+    let (client, api) = scripted();
+    let spec = json!({"synapse": {"name": "hs", "namespace": "other"}});
+    let mut cached = bridge(spec.clone());
+    cached["metadata"]["resourceVersion"] = json!("7");
+    let cached: Arc<Heisenbridge> = Arc::new(object(cached));
+    // Only the first reconciliation writes; the second, triggered before the watch delivered
+    // that write, starts from it.
+    let script = vec![
+        event("CrossNamespaceSynapse", "Warning"),
+        status_write(&Bodies::default(), spec),
+    ];
+    let ctx = context(client, vec![synapse()], Vec::new());
+    let twice = async {
+        reconcile(cached.clone(), ctx.clone()).await.unwrap();
+        reconcile(cached, ctx).await.unwrap()
+    };
+    assert_eq!(api.play(script, twice).await, Action::await_change());
+}

@@ -5,14 +5,17 @@
 
 use std::fmt::Debug;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource, ResourceExt as _};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::cached_deployment::CachedDeployment;
 use crate::error::{Error, api_error};
 use crate::reconciled::Reconciled;
+use crate::rollout::{Rollout, rollout};
 
 /// What an apply needs of a kind.
 pub trait Applicable:
@@ -73,18 +76,16 @@ impl Applier {
         )
     }
 
-    /// Applies `desired` unless `existing` (the cached object) already holds everything it
-    /// sets; returns the object as stored. Fields another manager set are taken over: the
-    /// operator owns what it applies.
+    /// Applies `desired` unless `existing` (the cached object, in whatever form it is cached)
+    /// already holds everything it sets; returns the object as stored when it wrote. Fields
+    /// another manager set are taken over: the operator owns what it applies.
     pub async fn apply<K: Applicable>(
         &self,
         desired: &K,
-        existing: Option<&K>,
-    ) -> Result<K, Error> {
-        if let Some(existing) = existing
-            && is_applied(desired, existing)
-        {
-            return Ok(existing.clone());
+        existing: Option<&impl Serialize>,
+    ) -> Result<Option<K>, Error> {
+        if existing.is_some_and(|existing| is_applied(desired, existing)) {
+            return Ok(None);
         }
         let namespace = desired.namespace().unwrap_or_default();
         self.api::<K>(&namespace)
@@ -94,7 +95,23 @@ impl Applier {
                 &Patch::Apply(desired),
             )
             .await
+            .map(Some)
             .map_err(api_error(Self::describe("apply", desired)))
+    }
+
+    /// Applies the Deployment `desired` unless `cached` holds it; returns where its rollout
+    /// stands.
+    pub async fn apply_deployment(
+        &self,
+        desired: &Deployment,
+        cached: Option<&CachedDeployment>,
+    ) -> Result<Rollout, Error> {
+        Ok(match self.apply(desired, cached).await? {
+            Some(stored) => rollout(&stored),
+            None => cached
+                .map(CachedDeployment::rollout)
+                .unwrap_or_else(|| rollout(desired)),
+        })
     }
 
     /// Creates `object`; a create that lost a race with another is transient (the next
@@ -166,13 +183,18 @@ impl Applier {
 /// Whether `existing` already holds everything `desired` sets, so applying `desired` would change
 /// nothing: every field of `desired` is present in `existing` with the same value (fields the API
 /// server defaulted are ignored), and lists have the same length and matching items in order.
-/// A map key the operator stops setting stays until the next apply that changes something else.
-pub fn is_applied<K: Serialize>(desired: &K, existing: &K) -> bool {
+/// `apiVersion` and `kind` are not compared: a cached object may lack them. A map key the
+/// operator stops setting stays until the next apply that changes something else.
+pub fn is_applied(desired: &impl Serialize, existing: &impl Serialize) -> bool {
     match (
         serde_json::to_value(desired),
         serde_json::to_value(existing),
     ) {
-        (Ok(desired), Ok(existing)) => is_subset(&desired, &existing),
+        (Ok(serde_json::Value::Object(mut desired)), Ok(existing)) => {
+            desired.remove("apiVersion");
+            desired.remove("kind");
+            is_subset(&serde_json::Value::Object(desired), &existing)
+        }
         _ => false,
     }
 }

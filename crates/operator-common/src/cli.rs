@@ -60,6 +60,16 @@ pub struct RunArgs {
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
 
+    /// Requests per second the operator sends to the API server at most, on average: a burst of
+    /// changes is worked off at this pace instead of crowding out the API server's other
+    /// clients.
+    #[arg(long, env = "KUBE_API_QPS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_qps: u32,
+
+    /// Requests the operator may send at once above that pace.
+    #[arg(long, env = "KUBE_API_BURST", default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_burst: u32,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod bridge;
+pub mod cached_deployment;
 pub mod cli;
 pub mod conditions;
 pub mod controller;

@@ -7,6 +7,8 @@
 //! Each operator's `reconcile` is a short list of its steps (fetch, validate, build, apply,
 //! status) ending in [`Pipeline::finish`].
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -46,7 +48,18 @@ pub struct Pipeline {
     pub applier: Applier,
     pub events: Events,
     pub policy: EventPolicy,
+    /// The statuses this operator wrote that its cache may not show yet.
+    written: Arc<Mutex<Written>>,
 }
+
+/// By object uid: the `resourceVersion` a status was written over, and that status. While the
+/// cache still shows that version, the status written is the current one: a reconciliation
+/// triggered before the cache caught up (by a child's change, say) must not write it again,
+/// with new transition times and its Events once more.
+type Written = HashMap<String, (String, serde_json::Value)>;
+
+/// Bounds the memory of [`Written`].
+const MAX_WRITTEN: usize = 10_000;
 
 impl Pipeline {
     /// The pipeline of the operator `field_manager`, announcing condition changes by `policy`.
@@ -55,6 +68,35 @@ impl Pipeline {
             applier: Applier::new(client.clone(), field_manager),
             events: Events::new(client, field_manager),
             policy,
+            written: Arc::default(),
+        }
+    }
+
+    /// `object` as this operator last left it: with the status it wrote, when the cache does
+    /// not show that write yet. Each reconciliation starts from it.
+    pub fn current<K: Reconciled>(&self, object: Arc<K>) -> Arc<K> {
+        let (Some(uid), Some(version)) = (
+            object.meta().uid.as_deref(),
+            object.meta().resource_version.as_deref(),
+        ) else {
+            return object;
+        };
+        let mut written = lock(&self.written);
+        match written.get(uid) {
+            Some((over, status)) if over == version => {
+                let Ok(status) = serde_json::from_value(status.clone()) else {
+                    return object;
+                };
+                let mut current = object.as_ref().clone();
+                *current.status_mut() = Some(status);
+                Arc::new(current)
+            }
+            // The cache shows a later version, which holds the write.
+            Some(_) => {
+                written.remove(uid);
+                object
+            }
+            None => object,
         }
     }
 
@@ -108,7 +150,22 @@ impl Pipeline {
             return Ok(());
         }
         self.events.publish(object, notices).await;
-        self.applier.apply_status(object, &status).await
+        self.applier.apply_status(object, &status).await?;
+        let meta = object.meta();
+        if let (Some(uid), Some(version), Ok(status)) = (
+            meta.uid.clone(),
+            meta.resource_version.clone(),
+            serde_json::to_value(&status),
+        ) {
+            let mut written = lock(&self.written);
+            // Entries of deleted objects are never seen again; forgetting them all only costs
+            // the next reconciliations of the others a repeated write.
+            if written.len() >= MAX_WRITTEN {
+                written.clear();
+            }
+            written.insert(uid, (version, status));
+        }
+        Ok(())
     }
 }
 
@@ -132,6 +189,12 @@ pub fn refused_status<K: Reconciled>(object: &K, refusal: &Refusal, now: Time) -
     );
     status.set_state(Some(State::Failed), Some(message));
     status
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The time conditions are stamped with.

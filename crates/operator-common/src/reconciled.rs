@@ -30,11 +30,14 @@ pub trait Reconciled:
 
     /// Its current status, if it has one.
     fn status(&self) -> Option<&Self::Status>;
+
+    /// Its status, to replace.
+    fn status_mut(&mut self) -> &mut Option<Self::Status>;
 }
 
 /// The fields every status of ours has.
 pub trait ObjectStatus:
-    Clone + Default + PartialEq + Serialize + Debug + Send + Sync + 'static
+    Clone + Default + PartialEq + Serialize + DeserializeOwned + Debug + Send + Sync + 'static
 {
     fn conditions(&self) -> &[Condition];
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
@@ -50,6 +53,10 @@ macro_rules! reconciled {
 
             fn status(&self) -> Option<&$status> {
                 self.status.as_ref()
+            }
+
+            fn status_mut(&mut self) -> &mut Option<$status> {
+                &mut self.status
             }
         }
 

@@ -1,7 +1,7 @@
 //! Where a Deployment's rollout of its current template stands: the one readiness rule every
 //! operator's `Ready` condition is computed from.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 
 /// Where a Deployment stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,8 +17,28 @@ pub enum Rollout {
 /// The rollout state of `deployment`: ready only once the Deployment controller has seen the
 /// current template and all wanted replicas of it are ready and available, with no old ones left.
 pub fn rollout(deployment: &Deployment) -> Rollout {
-    let waiting = || Rollout::Progressing("waiting for the Deployment controller".into());
-    let Some(status) = &deployment.status else {
+    let replicas = deployment.spec.as_ref().and_then(|s| s.replicas);
+    rollout_of(
+        deployment.metadata.generation,
+        replicas,
+        deployment.status.as_ref(),
+    )
+}
+
+/// [`rollout`] of a Deployment at `generation` that wants `replicas` (one when unset).
+pub fn rollout_of(
+    generation: Option<i64>,
+    replicas: Option<i32>,
+    status: Option<&DeploymentStatus>,
+) -> Rollout {
+    // One message while the new pod comes up (every change of it is a status write); only a
+    // rollout held up by the previous pod says so.
+    let waiting = || {
+        Rollout::Progressing(
+            "waiting for the pod of the current configuration to become ready".into(),
+        )
+    };
+    let Some(status) = status else {
         return waiting();
     };
     if let Some(failed) = status.conditions.iter().flatten().find(|c| {
@@ -28,28 +48,20 @@ pub fn rollout(deployment: &Deployment) -> Rollout {
     }) {
         return Rollout::Failed(failed.message.clone().unwrap_or_default());
     }
-    if status.observed_generation.unwrap_or_default()
-        < deployment.metadata.generation.unwrap_or_default()
-    {
+    if status.observed_generation.unwrap_or_default() < generation.unwrap_or_default() {
         return waiting();
     }
-    let wanted = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
+    let wanted = replicas.unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or_default();
     let total = status.replicas.unwrap_or_default();
     let ready = status
         .ready_replicas
         .unwrap_or_default()
         .min(status.available_replicas.unwrap_or_default());
-    if updated < wanted {
-        Rollout::Progressing("starting the pod with the current configuration".into())
-    } else if total > updated {
+    if updated >= wanted && total > updated {
         Rollout::Progressing("waiting for the previous pod to stop".into())
-    } else if ready < wanted {
-        Rollout::Progressing("waiting for the pod to become ready".into())
+    } else if updated < wanted || ready < wanted {
+        waiting()
     } else {
         Rollout::Ready
     }
@@ -57,7 +69,7 @@ pub fn rollout(deployment: &Deployment) -> Rollout {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;

@@ -3,12 +3,15 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+use tower::limit::RateLimitLayer;
+use tower::util::MapRequestLayer;
 
 use crate::cli::RunArgs;
 use crate::health::Health;
@@ -103,7 +106,7 @@ where
 {
     logging::init(args.log_format, &args.log_level)?;
     let metrics = Arc::new(Metrics::new(operator));
-    let client = counting_client(Arc::clone(&metrics)).await?;
+    let client = paced_client(Arc::clone(&metrics), args.kube_api_qps, args.kube_api_burst).await?;
     let health = Health::new(args.leader_elect);
     let shutdown = CancellationToken::new();
 
@@ -179,18 +182,21 @@ where
     outcome
 }
 
-/// The client of the inferred configuration (in-cluster or `KUBECONFIG`), counting every request
-/// it sends in `metrics`: the API load an operator puts on the apiserver, writes included.
-async fn counting_client(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
+/// The client of the inferred configuration (in-cluster or `KUBECONFIG`): its requests paced to
+/// `qps` per second on average, at most `burst` in a window of `burst / qps` seconds (as
+/// client-go paces every Kubernetes controller), and counted in `metrics`.
+async fn paced_client(metrics: Arc<Metrics>, qps: u32, burst: u32) -> Result<Client, kube::Error> {
     let config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
-    let count =
-        tower::util::MapRequestLayer::new(move |request: ::http::Request<kube::client::Body>| {
-            metrics.requested(request.method());
-            request
-        });
+    let window = Duration::from_secs_f64(f64::from(burst) / f64::from(qps.max(1)));
+    let pace = RateLimitLayer::new(u64::from(burst.max(1)), window);
+    let count = MapRequestLayer::new(move |request: ::http::Request<kube::client::Body>| {
+        metrics.requested(request.method());
+        request
+    });
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&pace)
         .with_layer(&count)
         .build())
 }

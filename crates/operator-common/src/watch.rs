@@ -28,6 +28,11 @@ pub type Triggers<K> = BoxStream<'static, Result<K, watcher::Error>>;
 /// Reason of the Warning Event on an object the operator cannot read.
 pub const REASON_UNREADABLE: &str = "UnreadableObject";
 
+/// How many objects a page of a watch's initial list holds: a page is read whole (with every
+/// object's managedFields) before its objects reach the cache, so a small page bounds the
+/// memory an operator needs at start and after a re-list.
+const LIST_PAGE: u32 = 50;
+
 /// How many unreadable object versions are remembered, so each is reported once.
 const REPORTED_LIMIT: usize = 1024;
 
@@ -42,7 +47,7 @@ pub fn tolerant<K: Reconciled>(
 ) -> (Store<K>, Triggers<K>) {
     let (reader, writer) = reflector::store();
     let reported = Arc::new(Mutex::new(HashSet::new()));
-    let stream = watcher::watcher(api, config)
+    let stream = watcher::watcher(api, config.page_size(LIST_PAGE))
         .filter_map(move |event| {
             let read = event.map(|event| read_event::<K>(event, &events, &reported));
             std::future::ready(match read {
@@ -141,7 +146,7 @@ where
     K: Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher::watcher(api, config)
+    let stream = watcher::watcher(api, config.page_size(LIST_PAGE))
         .modify(strip_managed_fields)
         .reflect(writer)
         .touched_objects();
@@ -172,7 +177,7 @@ pub fn metadata_triggers<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let stream = watcher::watcher(api, config)
+    let stream = watcher::watcher(api, config.page_size(LIST_PAGE))
         .modify(strip_managed_fields)
         .touched_objects();
     logged(stream, K::kind(&()).into_owned())
@@ -185,7 +190,7 @@ pub fn dynamic_triggers(
     resource: &ApiResource,
     config: watcher::Config,
 ) -> Triggers<DynamicObject> {
-    let stream = watcher::watcher(api, config)
+    let stream = watcher::watcher(api, config.page_size(LIST_PAGE))
         .modify(strip_managed_fields)
         .touched_objects();
     logged(stream, resource.kind.clone())

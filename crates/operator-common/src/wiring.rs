@@ -4,7 +4,6 @@
 //! and CloudNativePG Clusters, by name or label), the Synapses a bridge reads, and the
 //! ConfigMaps a spec names.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use kube::Resource;
 use kube::api::{DynamicObject, PartialObjectMeta};
@@ -14,6 +13,7 @@ use kube::runtime::watcher;
 use synapse_types::Synapse;
 use synapse_types::contract::labels;
 
+use crate::cached_deployment::CachedDeployment;
 use crate::controller::Caches;
 use crate::database::{Source, cluster_resource, secret_triggers};
 use crate::events::Events;
@@ -36,14 +36,14 @@ pub fn by_instance_label<K: Resource<DynamicType = ()>, O: Resource>(
 /// managed by it).
 #[derive(Clone)]
 pub struct Owned {
-    pub deployments: Store<Deployment>,
+    pub deployments: Store<CachedDeployment>,
     pub services: Store<Service>,
     pub secrets: Store<Secret>,
 }
 
 /// The triggers of [`Owned`], to wire into the controller.
 pub struct OwnedTriggers {
-    deployments: Triggers<Deployment>,
+    deployments: Triggers<CachedDeployment>,
     services: Triggers<Service>,
     secrets: Triggers<Secret>,
 }
@@ -53,7 +53,7 @@ impl Owned {
     pub fn watch(runtime: &Runtime, caches: &mut Caches) -> (Self, OwnedTriggers) {
         let managed = runtime.managed_objects();
         let (deployments, deployment_triggers) =
-            cache(runtime.api::<Deployment>(), managed.clone());
+            cache(runtime.api::<CachedDeployment>(), managed.clone());
         let (services, service_triggers) = cache(runtime.api::<Service>(), managed.clone());
         let (secrets, secret_triggers) = cache(runtime.api::<Secret>(), managed);
         caches.add(&deployments);

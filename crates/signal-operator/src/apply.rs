@@ -2,10 +2,10 @@
 //! finished, the registration (stored, then announced last), the config Secret, the data PVC,
 //! the Deployment and the Service.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use operator_common::bridge::{Handshake, RegistrationState};
 use operator_common::error::Error;
 use operator_common::retained::{ensure, ensure_generated_secret};
+use operator_common::rollout::Rollout;
 use operator_common::subject::Subject;
 use synapse_types::MautrixSignal;
 
@@ -28,7 +28,7 @@ pub async fn keys(
 }
 
 /// Stores the `registration`, applies `desired` and announces the registration on the target
-/// Synapse; returns the Deployment as stored and whether the registration is live.
+/// Synapse; returns where the Deployment's rollout stands and whether the registration is live.
 pub async fn workload(
     ctx: &Context,
     handshake: &Handshake<'_, MautrixSignal>,
@@ -36,7 +36,7 @@ pub async fn workload(
     registration: &str,
     desired: &Children,
     existing: &Existing,
-) -> Result<(Deployment, RegistrationState), Error> {
+) -> Result<(Rollout, RegistrationState), Error> {
     let (applier, subject) = (ctx.applier(), &handshake.subject);
     handshake.store(&target.name, registration).await?;
     let config = existing.config.as_deref();
@@ -44,10 +44,12 @@ pub async fn workload(
     let claim = existing.claim.as_ref().map(|c| &c.metadata);
     ensure(applier, subject, &desired.claim, claim).await?;
     let deployment = existing.deployment.as_deref();
-    let deployment = applier.apply(&desired.deployment, deployment).await?;
+    let rollout = applier
+        .apply_deployment(&desired.deployment, deployment)
+        .await?;
     applier
         .apply(&desired.service, existing.service.as_deref())
         .await?;
     let live = handshake.announce(&target.synapse, registration).await?;
-    Ok((deployment, live))
+    Ok((rollout, live))
 }

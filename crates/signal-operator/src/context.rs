@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use operator_common::apply::Applier;
 use operator_common::bridge::BridgeContext;
+use operator_common::cached_deployment::CachedDeployment;
 use operator_common::subject::Subject;
 use operator_common::watch::cached;
 use operator_common::wiring::Owned;
@@ -53,6 +53,6 @@ pub struct Existing {
     pub keys: Option<Arc<Secret>>,
     pub config: Option<Arc<Secret>>,
     pub claim: Option<Arc<PartialObjectMeta<PersistentVolumeClaim>>>,
-    pub deployment: Option<Arc<Deployment>>,
+    pub deployment: Option<Arc<CachedDeployment>>,
     pub service: Option<Arc<Service>>,
 }

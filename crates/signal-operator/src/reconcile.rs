@@ -9,7 +9,6 @@ use operator_common::bridge::{self, Handshake};
 use operator_common::database::Readiness;
 use operator_common::error::Error;
 use operator_common::pipeline::{Converged, now};
-use operator_common::rollout::rollout;
 use synapse_types::{MautrixSignal, MautrixSignalStatus};
 
 use crate::config::{Database, OperatorDatabase, Owned};
@@ -24,6 +23,7 @@ use crate::{apply, build, database, fetch, validate};
 /// Reconciles one MautrixSignal: fetch → validate → keys → database → build → apply → announce
 /// → status.
 pub async fn reconcile(bridge: Arc<MautrixSignal>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let bridge = ctx.bridge.pipeline.current(bridge);
     let secret = names::registration_secret(&bridge.name_any());
     bridge::reconcile(
         bridge.as_ref(),
@@ -78,12 +78,12 @@ async fn converge(
     });
     let registration = render_registration(&config.registration_input(&owned));
     let desired = build::children(bridge, subject, &config, &registration, &database);
-    let (deployment, registration) =
+    let (rollout, registration) =
         apply::workload(ctx, &handshake, &target, &registration, &desired, &existing).await?;
     let applied = Outcome::Applied {
         synapse: target.name.clone(),
         registration,
-        rollout: rollout(&deployment),
+        rollout,
         migration: config.migration,
         database,
     };
@@ -115,7 +115,7 @@ fn waiting(
     handshake: &Handshake<'_, MautrixSignal>,
 ) -> Outcome {
     let running = existing.deployment.as_deref().map(|deployment| Running {
-        rollout: rollout(deployment),
+        rollout: deployment.rollout(),
         registration: handshake.stored_state(&target.synapse),
     });
     Outcome::WaitingForDatabase {

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::ResourceExt as _;
 use kube::api::PartialObjectMeta;
+use operator_common::cached_deployment::CachedDeployment;
 use operator_common::error::Error;
 use operator_common::input::{ConfigMapInput, read_config_map};
 use operator_common::subject::Subject;
@@ -28,7 +28,7 @@ pub struct Inputs {
     pub homeserver_secret: Option<Arc<Secret>>,
     pub config_secret: Option<Arc<Secret>>,
     pub claim: Option<Arc<PartialObjectMeta<PersistentVolumeClaim>>>,
-    pub deployment: Option<Arc<Deployment>>,
+    pub deployment: Option<Arc<CachedDeployment>>,
     pub service: Option<Arc<Service>>,
 }
 

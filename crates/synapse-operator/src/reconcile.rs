@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use kube::runtime::controller::Action;
+use operator_common::cached_deployment::CachedDeployment;
 use operator_common::database::Readiness;
 use operator_common::error::Error;
 use operator_common::pipeline::{Converged, now};
 use operator_common::retained::{ensure, ensure_generated_secret};
-use operator_common::rollout::rollout;
 use operator_common::subject::Subject;
 use synapse_types::{Synapse, SynapseStatus};
 
@@ -20,6 +20,7 @@ use crate::{build, database, fetch, resolve};
 
 /// Reconciles one Synapse: fetch → validate → database → build → apply → status.
 pub async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let synapse = ctx.pipeline.current(synapse);
     let outcome = match Subject::of(synapse.as_ref(), APP_NAME, ctx.field_manager()) {
         Ok(subject) => converge(&synapse, &subject, &ctx).await,
         Err(error) => Err(error),
@@ -44,7 +45,7 @@ async fn converge(
         database::readiness(synapse, subject, &config, own_file, &ctx.pipeline.applier).await?;
     if let Readiness::NotReady(_) = database {
         // Not started against a database that is not ready; one already running stays.
-        let running = inputs.deployment.as_deref().map(rollout);
+        let running = inputs.deployment.as_deref().map(CachedDeployment::rollout);
         let waiting = Outcome::WaitingForDatabase {
             database: &database,
             running,
@@ -72,8 +73,8 @@ async fn converge(
         .await?;
     let claim = inputs.claim.as_ref().map(|c| &c.metadata);
     ensure(applier, subject, &desired.claim, claim).await?;
-    let deployment = applier
-        .apply(&desired.deployment, inputs.deployment.as_deref())
+    let rollout = applier
+        .apply_deployment(&desired.deployment, inputs.deployment.as_deref())
         .await?;
     applier
         .apply(&desired.service, inputs.service.as_deref())
@@ -82,7 +83,7 @@ async fn converge(
         config: &config,
         database: &database,
         client_url: client_url(&subject.name, &subject.namespace, config.facts.client_port),
-        rollout: rollout(&deployment),
+        rollout,
         app_services: &app_services,
     };
     Ok(converged(synapse, &deployed, now()))

@@ -70,7 +70,13 @@ fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
         });
     let caches = Caches {
         owned: Owned {
-            deployments: store_of(cached.deployments),
+            // As the API server sends them: JSON text the cache keeps the spec of.
+            deployments: store_of(
+                cached
+                    .deployments
+                    .iter()
+                    .map(|d| serde_json::from_str(&serde_json::to_string(d).unwrap()).unwrap()),
+            ),
             services: store_of(cached.services),
             secrets: store_of(cached.secrets),
         },
