@@ -1,0 +1,104 @@
+//! The YAML 1.1 reading of user files, on fixtures.
+
+use super::*;
+
+fn top(text: &str, key: &str) -> Value {
+    parse(text).unwrap().get(key).cloned().unwrap()
+}
+
+#[test]
+fn yaml_1_1_booleans_are_booleans() {
+    for (text, want) in [
+        ("no", false),
+        ("No", false),
+        ("off", false),
+        ("OFF", false),
+        ("false", false),
+        ("yes", true),
+        ("on", true),
+        ("True", true),
+    ] {
+        assert_eq!(top(&format!("k: {text}"), "k"), Value::Bool(want), "{text}");
+    }
+}
+
+#[test]
+fn quoted_and_non_boolean_words_stay_strings() {
+    assert_eq!(top("k: 'no'", "k"), Value::Str("no".into()));
+    assert_eq!(top("k: \"off\"", "k"), Value::Str("off".into()));
+    // PyYAML has no y/n booleans.
+    assert_eq!(top("k: n", "k"), Value::Str("n".into()));
+    assert_eq!(top("k: !!str yes", "k"), Value::Str("yes".into()));
+    assert!(top("k: 'no'", "k").is_truthy());
+}
+
+#[test]
+fn integers_follow_yaml_1_1() {
+    assert_eq!(top("k: 8008", "k"), Value::Int(8008));
+    assert_eq!(top("k: 0x1F", "k"), Value::Int(31));
+    assert_eq!(top("k: 017", "k"), Value::Int(15));
+    assert_eq!(top("k: 1:30", "k"), Value::Int(90));
+    assert_eq!(top("k: 1_000", "k"), Value::Int(1000));
+    assert_eq!(top("k: -0b101", "k"), Value::Int(-5));
+    assert_eq!(top("k: 0o17", "k"), Value::Str("0o17".into()));
+    assert_eq!(top("k: 1.5", "k"), Value::Float(1.5));
+}
+
+#[test]
+fn empty_values_are_null() {
+    let doc = parse("presence_router:\nredis: ~\nk: null\n").unwrap();
+    assert_eq!(doc.get("presence_router"), Some(&Value::Null));
+    assert_eq!(doc.get("redis"), Some(&Value::Null));
+    assert_eq!(doc.get("k"), Some(&Value::Null));
+    assert_eq!(parse("").unwrap(), Value::Null);
+    assert_eq!(parse("# only a comment\n").unwrap(), Value::Null);
+}
+
+#[test]
+fn server_names_with_ports_and_dates() {
+    assert_eq!(
+        top("k: example.com:8448", "k"),
+        Value::Str("example.com:8448".into())
+    );
+    assert_eq!(top("k: 2001-12-14", "k"), Value::Other("timestamp"));
+}
+
+#[test]
+fn anchors_aliases_and_merge_keys() {
+    let doc = parse(
+        "base: &b {port: 8008, type: http}\nl: *b\nm:\n  <<: *b\n  port: 9000\nn:\n  port: 1\n  <<: [*b]\n",
+    )
+    .unwrap();
+    assert_eq!(doc.get("l").unwrap().get("port"), Some(&Value::Int(8008)));
+    let m = doc.get("m").unwrap();
+    assert_eq!(m.get("port"), Some(&Value::Int(9000)));
+    assert_eq!(m.get("type"), Some(&Value::Str("http".into())));
+    assert_eq!(doc.get("n").unwrap().get("port"), Some(&Value::Int(1)));
+}
+
+#[test]
+fn quoted_merge_key_is_an_ordinary_key() {
+    let doc = parse("m:\n  '<<': {a: 1}\n").unwrap();
+    assert!(doc.get("m").unwrap().get("<<").is_some());
+    assert_eq!(doc.get("m").unwrap().get("a"), None);
+}
+
+#[test]
+fn repeated_key_keeps_the_last_value() {
+    assert_eq!(top("k: 1\nk: 2\n", "k"), Value::Int(2));
+}
+
+#[test]
+fn syntax_errors_say_where() {
+    let err = parse("server_name: [unclosed\n").unwrap_err();
+    assert!(matches!(err, Yaml11Error::Syntax { .. }), "{err:?}");
+    assert!(err.to_string().contains("line"), "{err}");
+    assert_eq!(
+        parse("a: 1\n---\nb: 2\n").unwrap_err(),
+        Yaml11Error::MultipleDocuments(2)
+    );
+    assert!(matches!(
+        parse("k: *nope\n").unwrap_err(),
+        Yaml11Error::Syntax { .. } | Yaml11Error::UnknownAlias { .. }
+    ));
+}
