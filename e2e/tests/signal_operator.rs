@@ -739,38 +739,29 @@ fn config_map(name: &str, file: &str) -> ConfigMap {
     }
 }
 
+/// A ConfigMap `name` holding the test file `fixture`, and a bridge `name` of Synapse `hs`
+/// configured by it.
+async fn bridge_with_config(plane: &Plane, name: &str, fixture: &str) {
+    plane
+        .api::<ConfigMap>()
+        .create(
+            &PostParams::default(),
+            &config_map(name, &testdata(fixture)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create the ConfigMap {name}: {e}"));
+    let spec = json!({"synapse": {"name": "hs"}, "configMap": {"name": name}});
+    create_bridge(plane, name, spec).await;
+}
+
 #[tokio::test]
 async fn config_map_mode_keeps_the_users_keys_and_migrates_a_legacy_file() {
     let plane = Plane::start("signal-configmap").await;
     create_synapse(&plane, "hs", SERVER).await;
     set_synapse_status(&plane, "hs", ready_status(&plane, "hs", SERVER, json!([]))).await;
     let configs: Api<ConfigMap> = plane.api();
-    configs
-        .create(
-            &PostParams::default(),
-            &config_map("modern", &testdata("modern.yaml")),
-        )
-        .await
-        .expect("create the modern ConfigMap");
-    configs
-        .create(
-            &PostParams::default(),
-            &config_map("legacy", &testdata("legacy-signald.yaml")),
-        )
-        .await
-        .expect("create the legacy ConfigMap");
-    create_bridge(
-        &plane,
-        "modern",
-        json!({"synapse": {"name": "hs"}, "configMap": {"name": "modern"}}),
-    )
-    .await;
-    create_bridge(
-        &plane,
-        "legacy",
-        json!({"synapse": {"name": "hs"}, "configMap": {"name": "legacy"}}),
-    )
-    .await;
+    bridge_with_config(&plane, "modern", "modern.yaml").await;
+    bridge_with_config(&plane, "legacy", "legacy-signald.yaml").await;
 
     // A modern file: the user's keys kept, the owned ones set, no migration.
     let bridge = wait_conditions(
@@ -899,6 +890,55 @@ async fn config_map_mode_keeps_the_users_keys_and_migrates_a_legacy_file() {
     let doc: serde_yaml::Value =
         serde_yaml::from_str(&config_text(&plane, "legacy").await).expect("YAML");
     assert_eq!(yaml_str(&doc, "appservice.bot.username"), "signalbridge");
+    plane.finish().await;
+}
+
+/// The original operator's own example config.yaml for a ConfigMap (signald era, permissions
+/// only the template's `*`, `example.com`, `@admin:example.com`) registers: the migration gives
+/// it the permissions the original operator set for the Synapse's server, and says so.
+#[tokio::test]
+async fn the_original_operators_example_config_registers() {
+    let plane = Plane::start("signal-example").await;
+    create_synapse(&plane, "hs", SERVER).await;
+    set_synapse_status(&plane, "hs", ready_status(&plane, "hs", SERVER, json!([]))).await;
+    bridge_with_config(&plane, "example", "legacy-signald-example.yaml").await;
+    let bridge = wait_conditions(
+        &plane,
+        "example",
+        ("True", "Running"),
+        ("False", "RegistrationPending"),
+    )
+    .await;
+    let message = condition_message(&bridge, "ConfigMigrated");
+    let replaced = format!("*: relay, {SERVER}: user, @admin:{SERVER}: admin");
+    assert!(message.contains(&replaced), "{message}");
+    let config = config_text(&plane, "example").await;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&config).expect("YAML");
+    let permissions: BTreeMap<String, String> =
+        serde_yaml::from_value(yaml_at(&doc, "bridge.permissions").clone()).expect("levels");
+    let admin = format!("@admin:{SERVER}");
+    let expected = [("*", "relay"), (SERVER, "user"), (admin.as_str(), "admin")];
+    assert_eq!(
+        permissions,
+        expected.map(|(k, v)| (k.to_owned(), v.to_owned())).into()
+    );
+    assert_eq!(yaml_str(&doc, "homeserver.domain"), SERVER);
+    assert_bridge_accepts("configmap-original-example", &config);
+
+    let (_, bytes, _) = registration(&plane, "example").await;
+    let registered = registered_entry(&plane, "example", &content_hash(&bytes));
+    set_synapse_status(&plane, "hs", ready_status(&plane, "hs", SERVER, registered)).await;
+    let bridge = wait_conditions(
+        &plane,
+        "example",
+        ("True", "Running"),
+        ("True", "Registered"),
+    )
+    .await;
+    assert_eq!(
+        condition_state(&bridge, "ConfigMigrated"),
+        is("True", "LegacyConfigMigrated")
+    );
     plane.finish().await;
 }
 

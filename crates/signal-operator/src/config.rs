@@ -160,7 +160,7 @@ pub fn user_config(file: &str, owned: &Owned<'_>) -> Result<Prepared, ConfigProb
     match legacy::detect(&root) {
         None => prepare(root, owned, None),
         Some(format) => {
-            let (migrated, migration) = legacy::migrate(&root, format)?;
+            let (migrated, migration) = legacy::migrate(&root, format, owned.domain)?;
             prepare(migrated, owned, Some(migration))
         }
     }

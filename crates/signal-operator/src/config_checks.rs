@@ -17,7 +17,7 @@ pub const DEFAULT_USERNAME_TEMPLATE: &str = "signal_{{.}}";
 /// Example values the bridge refuses to start with ("Configuration error").
 const EXAMPLE_DOMAIN: &str = "example.com";
 const EXAMPLE_DATABASE_URI: &str = "postgres://user:password@host/database?sslmode=disable";
-const EXAMPLE_PERMISSION_KEYS: [&str; 3] = ["*", "example.com", "@admin:example.com"];
+pub const EXAMPLE_PERMISSION_KEYS: [&str; 3] = ["*", "example.com", "@admin:example.com"];
 /// The value that makes the bridge generate a secret itself (and, with `-n`, never save it).
 const GENERATE: &str = "generate";
 /// The permission levels the bridge knows (case-insensitive).
@@ -230,15 +230,18 @@ fn permissions(user: Option<&Value>, owned: &Owned<'_>) -> Result<Mapping, Confi
     }
     let examples = permissions
         .keys()
-        .filter(|k| {
-            k.as_str()
-                .is_some_and(|k| EXAMPLE_PERMISSION_KEYS.contains(&k))
-        })
+        .filter(|k| is_example_permission(k))
         .count();
     if permissions.len() <= examples {
         return Err(ConfigProblem::PermissionsOnlyExamples);
     }
     Ok(permissions)
+}
+
+/// Whether a permissions key is one of the bridge's example entries.
+pub fn is_example_permission(key: &Value) -> bool {
+    key.as_str()
+        .is_some_and(|k| EXAMPLE_PERMISSION_KEYS.contains(&k))
 }
 
 /// A mapping key as text, for messages.

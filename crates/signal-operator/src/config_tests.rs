@@ -365,3 +365,57 @@ fn a_file_with_its_own_postgresql_database_keeps_it() {
         Some("postgres://signal:pw@db.example.org/signal?sslmode=require")
     );
 }
+
+const EXAMPLE_PERMISSIONS: &str = "bridge:\n  permissions:\n    '*': relay\n    example.com: user\n    '@admin:example.com': admin\n";
+
+fn permissions_of(config: &BridgeConfig) -> Mapping {
+    serde_yaml::from_value(at(&parsed(config), "bridge.permissions").clone()).unwrap()
+}
+
+#[test]
+fn the_original_operators_example_file_gets_its_permissions_for_the_server() {
+    let keys = keys();
+    let admins = vec!["@alice:matrix.example.org".to_owned()];
+    let file = crate::legacy::tests::EXAMPLE_FIXTURE;
+    let config = sqlite(user_config(file, &owned(&keys, &admins)));
+    let expected: Mapping = serde_yaml::from_str(
+        "'*': relay\nmatrix.example.org: user\n'@admin:matrix.example.org': admin\n'@alice:matrix.example.org': admin\n",
+    )
+    .unwrap();
+    assert_eq!(permissions_of(&config), expected);
+    let migration = config.migration.expect("a migration");
+    assert!(
+        migration
+            .notes
+            .iter()
+            .any(|n| n.contains("example entries")),
+        "{:?}",
+        migration.notes
+    );
+    assert_eq!(
+        at(
+            &parsed(&sqlite(user_config(file, &owned(&keys, &[])))),
+            "homeserver.domain"
+        )
+        .as_str(),
+        Some("matrix.example.org")
+    );
+}
+
+#[test]
+fn a_bridgev2_file_keeps_its_example_permissions_exactly_or_is_refused() {
+    let keys = keys();
+    assert_eq!(
+        user_config(EXAMPLE_PERMISSIONS, &owned(&keys, &[])).unwrap_err(),
+        ConfigProblem::PermissionsOnlyExamples
+    );
+    // With spec.admins the bridge accepts them: the user's entries stay, none rewritten.
+    let admins = vec!["@root:matrix.example.org".to_owned()];
+    let config = sqlite(user_config(EXAMPLE_PERMISSIONS, &owned(&keys, &admins)));
+    let mut expected: Mapping =
+        serde_yaml::from_str("'*': relay\nexample.com: user\n'@admin:example.com': admin\n")
+            .unwrap();
+    expected.insert(string("@root:matrix.example.org"), string("admin"));
+    assert_eq!(permissions_of(&config), expected);
+    assert_eq!(config.migration, None);
+}

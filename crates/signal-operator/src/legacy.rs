@@ -8,12 +8,21 @@
 //! mautrix-signal v26 provides none and exits 1. This module does that migration instead, key
 //! by key as the framework's own migration does: every key that has a bridgev2 equivalent is
 //! carried over to it, the rest is dropped and reported.
+//!
+//! One value is rewritten rather than carried: permissions that are exactly the example
+//! entries (`*`, `example.com`, `@admin:example.com`, whatever their levels), which the bridge
+//! refuses as unedited. The original operator replaced a file's permissions with `*: relay`,
+//! `<server>: user` and `@admin:<server>: admin` for the Synapse's server, so such a file ran
+//! there; the migration gives it those entries and reports it. Any other map, a subset of the
+//! example entries included, is carried as it is: replacing it would grant what the file left
+//! out.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use serde_yaml::{Mapping, Value};
 
+use crate::config_checks::{EXAMPLE_PERMISSION_KEYS, is_example_permission};
 use crate::legacy_paths::{COMMON, GO, PYTHON};
 use crate::legacy_values::{convert_displayname, dropped_paths, postgres_uri};
 use crate::names::SQLITE_TYPE;
@@ -76,10 +85,12 @@ pub fn detect(root: &Mapping) -> Option<LegacyFormat> {
     }
 }
 
-/// Migrates a legacy file to a bridgev2-format mapping.
+/// Migrates a legacy file to a bridgev2-format mapping for the Synapse whose server name is
+/// `server`.
 pub fn migrate(
     root: &Mapping,
     format: LegacyFormat,
+    server: &str,
 ) -> Result<(Mapping, Migration), ConfigProblem> {
     let mut m = Migrator {
         old: Value::Mapping(root.clone()),
@@ -95,6 +106,7 @@ pub fn migrate(
         m.carry(from, to);
     }
     m.private_chat_portal_meta();
+    m.example_permissions(server);
     match format {
         LegacyFormat::Python => {
             m.python_software();
@@ -164,6 +176,34 @@ impl Migrator {
         };
         set(&mut self.new, &path, Value::Bool(value));
         self.mark(&path);
+    }
+
+    /// Permissions that are exactly the example entries become the original operator's for
+    /// `server` (see the module's documentation); they were carried already, so nothing is
+    /// reported dropped.
+    fn example_permissions(&mut self, server: &str) {
+        let path = ["bridge", "permissions"];
+        let Some(Value::Mapping(old)) = self.raw(&path) else {
+            return;
+        };
+        // Keys are unique: as many keys as examples, all examples, is the example set.
+        let only_examples =
+            old.len() == EXAMPLE_PERMISSION_KEYS.len() && old.keys().all(is_example_permission);
+        if !only_examples {
+            return;
+        }
+        let admin = format!("@admin:{server}");
+        let entries = [("*", "relay"), (server, "user"), (admin.as_str(), "admin")];
+        let replacement = entries.iter().map(|(k, v)| (string(*k), string(*v)));
+        set(&mut self.new, &path, Value::Mapping(replacement.collect()));
+        let listed: Vec<String> = entries.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        self.notes.push(format!(
+            "`bridge.permissions` had only the example entries ({}), which mautrix-signal v26 \
+             refuses; they were replaced by {}, as the original operator set them for the \
+             Synapse's server",
+            EXAMPLE_PERMISSION_KEYS.join(", "),
+            listed.join(", ")
+        ));
     }
 
     /// `homeserver.asmux: true` was the Python bridge's way to say `software: asmux`.
@@ -323,4 +363,4 @@ impl Migrator {
 
 #[cfg(test)]
 #[path = "legacy_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -9,6 +9,14 @@ fn mapping(text: &str) -> Mapping {
 pub(crate) const PYTHON_FIXTURE: &str =
     include_str!("../../../e2e/testdata/signal/legacy-signald.yaml");
 
+/// The original operator's own example for a ConfigMap: the same format, with the unedited
+/// example values, permissions only the template's `*`, `example.com`, `@admin:example.com`.
+pub(crate) const EXAMPLE_FIXTURE: &str =
+    include_str!("../../../e2e/testdata/signal/legacy-signald-example.yaml");
+
+/// The Synapse's server name the tests migrate for.
+const SERVER: &str = "matrix.example.org";
+
 #[test]
 fn formats_are_detected_by_their_markers() {
     assert_eq!(detect(&mapping(PYTHON_FIXTURE)), Some(LegacyFormat::Python));
@@ -69,7 +77,7 @@ fn get_ref<'a>(doc: &'a Mapping, path: &[&str]) -> Option<&'a Value> {
 
 #[test]
 fn the_original_operators_file_is_carried_over_key_by_key() {
-    let (new, migration) = migrate(&mapping(PYTHON_FIXTURE), LegacyFormat::Python).unwrap();
+    let (new, migration) = migrate(&mapping(PYTHON_FIXTURE), LegacyFormat::Python, SERVER).unwrap();
     assert_eq!(migration.format, LegacyFormat::Python);
     for (path, want) in [
         (
@@ -180,7 +188,7 @@ fn the_original_operators_file_is_carried_over_key_by_key() {
 #[test]
 fn a_postgres_database_is_carried_with_its_pool_and_a_note() {
     let file = "appservice:\n  database: postgres://signal:pw@db.example.org/signal\n  database_opts:\n    min_size: 2\n    max_size: 8\n";
-    let (new, migration) = migrate(&mapping(file), LegacyFormat::Python).unwrap();
+    let (new, migration) = migrate(&mapping(file), LegacyFormat::Python, SERVER).unwrap();
     assert_eq!(
         at(&new, "database.uri").and_then(Value::as_str),
         Some("postgres://signal:pw@db.example.org/signal?sslmode=disable")
@@ -196,6 +204,7 @@ fn a_postgres_database_is_carried_with_its_pool_and_a_note() {
     let err = migrate(
         &mapping("appservice:\n  database: mysql://signal:s3cr3t@db/signal\n"),
         LegacyFormat::Python,
+        SERVER,
     )
     .unwrap_err();
     assert_eq!(err, ConfigProblem::LegacyDatabase("mysql".into()));
@@ -272,7 +281,7 @@ fn display_name_templates_become_go_templates() {
 #[test]
 fn what_cannot_be_converted_is_reported_dropped() {
     let file = "appservice:\n  database: sqlite:///x.db\nbridge:\n  username_template: signal-user\n  displayname_template: '{last_name}'\n  displayname_preference: [full_name]\n";
-    let (new, migration) = migrate(&mapping(file), LegacyFormat::Python).unwrap();
+    let (new, migration) = migrate(&mapping(file), LegacyFormat::Python, SERVER).unwrap();
     assert_eq!(at(&new, "appservice.username_template"), None);
     assert_eq!(at(&new, "network.displayname_template"), None);
     assert_eq!(
@@ -292,20 +301,20 @@ fn what_cannot_be_converted_is_reported_dropped() {
 #[test]
 fn provisioning_follows_the_python_switch() {
     let disabled = "bridge:\n  provisioning:\n    enabled: false\n    shared_secret: s3cr3t\n";
-    let (new, _) = migrate(&mapping(disabled), LegacyFormat::Python).unwrap();
+    let (new, _) = migrate(&mapping(disabled), LegacyFormat::Python, SERVER).unwrap();
     assert_eq!(
         at(&new, "provisioning.shared_secret").and_then(Value::as_str),
         Some("disable")
     );
     let own = "bridge:\n  provisioning:\n    enabled: true\n    shared_secret: s3cr3t\n";
-    let (new, migration) = migrate(&mapping(own), LegacyFormat::Python).unwrap();
+    let (new, migration) = migrate(&mapping(own), LegacyFormat::Python, SERVER).unwrap();
     assert_eq!(
         at(&new, "provisioning.shared_secret").and_then(Value::as_str),
         Some("s3cr3t")
     );
     assert!(migration.dropped.is_empty());
     let generate = "bridge:\n  provisioning:\n    shared_secret: generate\n";
-    let (new, _) = migrate(&mapping(generate), LegacyFormat::Python).unwrap();
+    let (new, _) = migrate(&mapping(generate), LegacyFormat::Python, SERVER).unwrap();
     assert_eq!(at(&new, "provisioning"), None);
 }
 
@@ -352,7 +361,7 @@ logging:
 "#;
     let root = mapping(file);
     assert_eq!(detect(&root), Some(LegacyFormat::Go));
-    let (new, migration) = migrate(&root, LegacyFormat::Go).unwrap();
+    let (new, migration) = migrate(&root, LegacyFormat::Go, SERVER).unwrap();
     for (path, want) in [
         ("database.type", "sqlite3-fk-wal"),
         ("database.uri", "file:mautrix-signal.db?_txlock=immediate"),
@@ -378,4 +387,94 @@ logging:
         Some(&Value::Bool(true))
     );
     assert!(migration.dropped.is_empty(), "{:?}", migration.dropped);
+}
+
+fn permissions(doc: &Mapping) -> Vec<(String, String)> {
+    let map = get_ref(doc, &["bridge", "permissions"]).and_then(Value::as_mapping);
+    map.into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_default();
+            (text(k), text(v))
+        })
+        .collect()
+}
+
+fn entries(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn example_permissions_become_the_original_operators_for_the_server() {
+    let (new, migration) = migrate(
+        &mapping(EXAMPLE_FIXTURE),
+        LegacyFormat::Python,
+        "chat.example.net",
+    )
+    .unwrap();
+    assert_eq!(
+        permissions(&new),
+        entries(&[
+            ("*", "relay"),
+            ("chat.example.net", "user"),
+            ("@admin:chat.example.net", "admin"),
+        ])
+    );
+    // Reported as a change, not as a dropped key.
+    assert!(!migration.dropped.iter().any(|d| d.contains("permissions")));
+    assert_eq!(migration.notes.len(), 1, "{:?}", migration.notes);
+    let note = &migration.notes[0];
+    for named in [
+        "*, example.com, @admin:example.com",
+        "*: relay, chat.example.net: user, @admin:chat.example.net: admin",
+        "original operator",
+    ] {
+        assert!(note.contains(named), "{named} missing from: {note}");
+    }
+}
+
+#[test]
+fn the_example_entries_are_replaced_whatever_their_levels_in_either_format() {
+    for (file, format) in [
+        (
+            "bridge:\n  permissions:\n    '@admin:example.com': user\n    example.com: block\n    '*': admin\n",
+            LegacyFormat::Python,
+        ),
+        (
+            "appservice:\n  database: {type: sqlite3, uri: x.db}\nbridge:\n  permissions:\n    '*': relay\n    example.com: user\n    '@admin:example.com': admin\n",
+            LegacyFormat::Go,
+        ),
+    ] {
+        let (new, migration) = migrate(&mapping(file), format, SERVER).unwrap();
+        assert_eq!(
+            permissions(&new),
+            entries(&[
+                ("*", "relay"),
+                (SERVER, "user"),
+                ("@admin:matrix.example.org", "admin"),
+            ]),
+            "{file}"
+        );
+        assert_eq!(migration.notes.len(), 1, "{file}");
+    }
+}
+
+#[test]
+fn other_permissions_of_a_legacy_file_are_carried_as_they_are() {
+    for kept in [
+        // A subset: replacing it would grant what the file left out.
+        "bridge:\n  permissions:\n    '*': relay\n    example.com: user\n",
+        "bridge:\n  permissions:\n    '*': relay\n",
+        // The examples and an entry of the user's own.
+        "bridge:\n  permissions:\n    '*': relay\n    example.com: user\n    '@admin:example.com': admin\n    '@bob:matrix.example.org': admin\n",
+        "bridge:\n  permissions:\n    '*': relay\n    matrix.example.org: user\n    '@admin:example.com': admin\n",
+    ] {
+        let old = mapping(kept);
+        let (new, migration) = migrate(&old, LegacyFormat::Python, SERVER).unwrap();
+        assert_eq!(permissions(&new), permissions(&old), "{kept}");
+        assert!(migration.notes.is_empty(), "{kept}");
+    }
 }
