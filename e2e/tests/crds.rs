@@ -195,6 +195,169 @@ async fn invalid_objects_are_rejected_with_clear_messages() {
     ns.delete().await;
 }
 
+/// A valid `kind` named `name`, with `spec` merged into a minimal spec.
+fn object(kind: &str, name: &str, spec: Value) -> Value {
+    let mut full = match kind {
+        "Synapse" => {
+            json!({"homeserver": {"values": {"serverName": "example.com", "reportStats": false}}})
+        }
+        _ => json!({"synapse": {"name": "hs"}}),
+    };
+    for (key, value) in spec.as_object().expect("a spec is an object") {
+        full[key] = value.clone();
+    }
+    json!({
+        "apiVersion": "synapse.opdev.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": full,
+    })
+}
+
+/// The name and quantity rules on the real API server: a name every derived name can carry and
+/// quantities Kubernetes accepts pass; the others are refused at creation with the rule's reason,
+/// before the operator could derive a child the API server would refuse.
+#[tokio::test]
+async fn names_and_quantities_are_checked_when_created() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "e2e-crds-names", &[]).await;
+    let provisioned = json!({"createNewPostgreSQL": true});
+    let a = |n: usize| "a".repeat(n);
+    let accepted = [
+        object("Synapse", &a(63), json!({})),
+        object("Synapse", &format!("p{}", a(43)), provisioned.clone()),
+        object("Heisenbridge", &a(50), json!({})),
+        object("MautrixSignal", &a(48), json!({})),
+        object("MautrixSignal", &format!("p{}", a(28)), provisioned.clone()),
+        object(
+            "Synapse",
+            "quantities",
+            json!({
+                "storage": {"size": 1073741824},
+                "resources": {"requests": {"cpu": 1, "memory": "1Gi"}, "limits": {"cpu": "1000m", "memory": "1Gi"}},
+            }),
+        ),
+        object(
+            "MautrixSignal",
+            "sized",
+            json!({"storage": {"size": "500M"}}),
+        ),
+    ];
+    for object in accepted {
+        let name = &object["metadata"]["name"];
+        create(&client, &ns.name, &object)
+            .await
+            .unwrap_or_else(|message| panic!("{} {name} was rejected: {message}", object["kind"]));
+    }
+
+    let dns_label = |kind: &str, service: &str| {
+        format!(
+            "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting \
+             with a letter and ending with a letter or digit) because it names the {kind}'s \
+             Service, NAME{service}"
+        )
+    };
+    let service_fit = |kind: &str, max: usize, service: &str| {
+        format!(
+            "metadata.name must be at most {max} characters because the {kind}'s Service is \
+             named NAME{service} and a Service name is at most 63 characters long"
+        )
+    };
+    let cluster_fit = |kind: &str, max: usize, cluster: &str| {
+        format!(
+            "with createNewPostgreSQL, metadata.name must be at most {max} characters because \
+             the {kind}'s CloudNativePG Cluster is named NAME{cluster} and CloudNativePG \
+             accepts Cluster names of at most 50 characters"
+        )
+    };
+    let size = "spec.storage.size must be a quantity above 0 such as 10Gi or 500M (no space before \
+                the unit): it is what the data volume's PersistentVolumeClaim requests";
+    let refused = [
+        (
+            object("Synapse", "my.synapse", json!({})),
+            dns_label("Synapse", ""),
+        ),
+        (
+            object("Synapse", "1hs", json!({})),
+            dns_label("Synapse", ""),
+        ),
+        (
+            object("Synapse", &a(64), json!({})),
+            service_fit("Synapse", 63, ""),
+        ),
+        (
+            object("Synapse", &format!("p{}", a(44)), provisioned.clone()),
+            cluster_fit("Synapse", 44, "-pgsql"),
+        ),
+        (
+            object("Heisenbridge", "my.irc", json!({})),
+            dns_label("Heisenbridge", "-heisenbridge"),
+        ),
+        (
+            object("Heisenbridge", &a(51), json!({})),
+            service_fit("Heisenbridge", 50, "-heisenbridge"),
+        ),
+        (
+            object("MautrixSignal", "my.signal", json!({})),
+            dns_label("MautrixSignal", "-mautrix-signal"),
+        ),
+        (
+            object("MautrixSignal", &a(49), json!({})),
+            service_fit("MautrixSignal", 48, "-mautrix-signal"),
+        ),
+        (
+            object("MautrixSignal", &format!("p{}", a(29)), provisioned.clone()),
+            cluster_fit("MautrixSignal", 29, "-mautrix-signal-pgsql"),
+        ),
+        (
+            object("Synapse", "sized", json!({"storage": {"size": "10 GB"}})),
+            size.to_owned(),
+        ),
+        (
+            object("MautrixSignal", "zero", json!({"storage": {"size": 0}})),
+            size.to_owned(),
+        ),
+        (
+            object(
+                "Synapse",
+                "spaced",
+                json!({"resources": {"requests": {"memory": "1 Gi"}}}),
+            ),
+            "every value of spec.resources.requests and spec.resources.limits must be a quantity \
+             of at least 0 such as 250m, 2, 512Mi or 2Gi (no space before the unit): Kubernetes \
+             refuses the Synapse container otherwise"
+                .to_owned(),
+        ),
+        (
+            object(
+                "Synapse",
+                "squeezed",
+                json!({"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}}),
+            ),
+            "each limit in spec.resources.limits must be at least the request of the same \
+             resource in spec.resources.requests: Kubernetes refuses a container whose request \
+             exceeds its limit"
+                .to_owned(),
+        ),
+    ];
+    for (object, expected) in refused {
+        let what = format!("{} {}", object["kind"], object["metadata"]["name"]);
+        match create(&client, &ns.name, &object).await {
+            Ok(_) => panic!("{what} was accepted"),
+            Err(message) => {
+                eprintln!("{what}: {message}");
+                assert!(
+                    message.contains(&expected),
+                    "{what}: {message:?} lacks {expected:?}"
+                );
+                assert!(message.ends_with("(422)"), "{what}: {message}");
+            }
+        }
+    }
+    ns.delete().await;
+}
+
 /// Runs kubectl, returning its output only when it succeeds.
 async fn try_kubectl(args: &[&str]) -> Option<String> {
     let output = tokio::process::Command::new("kubectl")

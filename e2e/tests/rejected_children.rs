@@ -1,7 +1,12 @@
 //! A child the real apiserver rejects (HTTP 422 or 400: its own validation, or a cluster's
-//! admission policy) is reported on the object that asked for it, for all three kinds: `Ready=False` with reason `Invalid` and the apiserver's own message
-//! naming the child and the field, `state: FAILED`, a Warning Event; the operator keeps running
-//! and reconciling the others, and a fixed spec recovers.
+//! admission policy) is reported on the object that asked for it, for all three kinds:
+//! `Ready=False` with reason `Invalid` and the apiserver's own message naming the child and the
+//! reason, `state: FAILED`, a Warning Event; the operator keeps running and reconciling the
+//! others, and a fixed spec recovers.
+//!
+//! The CRDs refuse every name and quantity from which the operators would derive a child the
+//! apiserver's own validation refuses (`e2e/tests/crds.rs`), so the refusals here come from a
+//! cluster's admission policies, as a site's rules on images, memory and claim sizes would.
 //!
 //! Needs the plane (`hack/cluster up`, `eval "$(hack/cluster env)"`).
 
@@ -15,9 +20,9 @@ use e2e::operator_process::OperatorProcess;
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 const OPERATORS: [&str; 3] = [
@@ -146,15 +151,23 @@ impl Plane {
     }
 }
 
-/// A cluster's admission policy that refuses, as invalid, Heisenbridge Deployments of the test
-/// namespace whose images do not come from its registry; removed when dropped.
-struct ImagePolicy {
+/// A cluster's admission policy that refuses, as invalid, the objects of one resource in the
+/// test namespace that break its validations; removed when dropped.
+struct AdmissionPolicy {
     name: String,
 }
 
-impl ImagePolicy {
-    async fn install(client: &kube::Client, namespace: &str) -> Self {
-        let name = format!("{namespace}-images");
+impl AdmissionPolicy {
+    /// Installs the policy on `resource` (`group`, `version`, plural) and waits until it refuses
+    /// `probe`, an object it must refuse, on a dry run.
+    async fn install(
+        client: &kube::Client,
+        namespace: &str,
+        (group, version, resource): (&str, &str, &str),
+        validations: Value,
+        probe: Value,
+    ) -> Self {
+        let name = format!("{namespace}-{resource}");
         let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
         let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
             "metadata": {"name": name},
@@ -162,16 +175,11 @@ impl ImagePolicy {
                 "failurePolicy": "Fail",
                 "matchConstraints": {
                     "resourceRules": [{
-                        "apiGroups": ["apps"], "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"], "resources": ["deployments"],
+                        "apiGroups": [group], "apiVersions": [version],
+                        "operations": ["CREATE", "UPDATE"], "resources": [resource],
                     }],
-                    "objectSelector": {"matchLabels": {"app.kubernetes.io/name": "heisenbridge"}},
                 },
-                "validations": [{
-                    "expression": "object.spec.template.spec.containers.all(c, c.image.startsWith('registry.example.org/'))",
-                    "message": "images come from registry.example.org",
-                    "reason": "Invalid",
-                }],
+                "validations": validations,
             },
         }))
         .expect("a policy");
@@ -196,27 +204,23 @@ impl ImagePolicy {
             .await
             .expect("bind the admission policy");
         // A new policy takes a moment to be enforced: probe with a dry run.
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-        let probe: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "probe", "labels": {"app.kubernetes.io/name": "heisenbridge"}},
-            "spec": {
-                "selector": {"matchLabels": {"app": "probe"}},
-                "template": {
-                    "metadata": {"labels": {"app": "probe"}},
-                    "spec": {"containers": [{"name": "c", "image": "elsewhere/probe"}]},
-                },
-            },
-        }))
-        .expect("a Deployment");
+        let kind = probe["kind"].as_str().expect("the probe has a kind");
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let objects: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            namespace,
+            &ApiResource::from_gvk_with_plural(&gvk, resource),
+        );
+        let probe: DynamicObject = serde_json::from_value(probe).expect("a probe object");
         let dry_run = PostParams {
             dry_run: true,
             ..PostParams::default()
         };
         e2e::wait_for(
             Duration::from_secs(30),
-            "the policy to be enforced",
+            &format!("the policy on {resource} to be enforced"),
             || async {
-                deployments
+                objects
                     .create(&dry_run, &probe)
                     .await
                     .is_err()
@@ -226,9 +230,73 @@ impl ImagePolicy {
         .await;
         Self { name }
     }
+
+    /// Refuses Deployments whose containers may use more than 4Gi of memory, and Heisenbridge
+    /// Deployments whose images do not come from the cluster's registry.
+    async fn deployments(client: &kube::Client, namespace: &str) -> Self {
+        let validations = json!([
+            {
+                "expression": "object.metadata.?labels[?'app.kubernetes.io/name'].orValue('') != 'heisenbridge' || object.spec.template.spec.containers.all(c, c.image.startsWith('registry.example.org/'))",
+                "message": "images come from registry.example.org",
+                "reason": "Invalid",
+            },
+            {
+                // `dyn`: the policy's type checker does not see the quantities of `limits`.
+                "expression": "object.spec.template.spec.containers.all(c, quantity(dyn(c.resources).?limits[?'memory'].orValue('0')).compareTo(quantity('4Gi')) <= 0)",
+                "message": "a container may use at most 4Gi of memory",
+                "reason": "Invalid",
+            },
+        ]);
+        let probe = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "probe", "labels": {"app.kubernetes.io/name": "heisenbridge"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "probe"}},
+                "template": {
+                    "metadata": {"labels": {"app": "probe"}},
+                    "spec": {"containers": [{"name": "c", "image": "elsewhere/probe"}]},
+                },
+            },
+        });
+        Self::install(
+            client,
+            namespace,
+            ("apps", "v1", "deployments"),
+            validations,
+            probe,
+        )
+        .await
+    }
+
+    /// Refuses PersistentVolumeClaims that ask for more than 20Gi.
+    async fn claims(client: &kube::Client, namespace: &str) -> Self {
+        let validations = json!([{
+            "expression": "quantity(object.spec.resources.requests['storage']).compareTo(quantity('20Gi')) <= 0",
+            "message": "a claim may ask for at most 20Gi",
+            "reason": "Invalid",
+        }]);
+        let probe = json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "probe"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "30Gi"}},
+            },
+        });
+        Self::install(
+            client,
+            namespace,
+            ("", "v1", "persistentvolumeclaims"),
+            validations,
+            probe,
+        )
+        .await
+    }
 }
 
-impl Drop for ImagePolicy {
+impl Drop for AdmissionPolicy {
     fn drop(&mut self) {
         let name = self.name.clone();
         // A client of its own: the test's runtime is blocked in this drop.
@@ -258,69 +326,51 @@ async fn a_rejected_child_is_reported_on_every_kind_and_a_fixed_spec_recovers() 
     let plane = Plane::start().await;
     let ns = plane.ns.name.clone();
 
-    // Synapse: a name no Service may have, a size no PVC may ask for, a memory limit below
-    // the request; and a healthy one beside them.
+    // The cluster's rules: memory, claim sizes, Heisenbridge images.
+    let _deployments = AdmissionPolicy::deployments(&plane.client, &ns).await;
+    let _claims = AdmissionPolicy::claims(&plane.client, &ns).await;
+
+    // Synapse: a volume above the claim limit, a memory limit above the container limit; and a
+    // healthy one beside them.
     plane
         .create("Synapse", "hs", values("rejected.example.org"))
         .await;
-    plane
-        .create("Synapse", "my.synapse", values("dotted.example.org"))
-        .await;
     let mut sized = values("sized.example.org");
-    sized["storage"] = json!({"size": "10 GB"});
+    sized["storage"] = json!({"size": "50Gi"});
     plane.create("Synapse", "sized", sized).await;
-    let mut squeezed = values("squeezed.example.org");
-    squeezed["resources"] = json!({"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}});
-    plane.create("Synapse", "squeezed", squeezed).await;
+    let mut greedy = values("greedy.example.org");
+    greedy["resources"] = json!({"requests": {"memory": "1Gi"}, "limits": {"memory": "8Gi"}});
+    plane.create("Synapse", "greedy", greedy).await;
 
-    plane
-        .wait_refused(
-            "synapse-operator",
-            "Synapse",
-            "my.synapse",
-            &format!("Service {ns}/my.synapse"),
-            "metadata.name",
-        )
-        .await;
     plane
         .wait_refused(
             "synapse-operator",
             "Synapse",
             "sized",
             &format!("PersistentVolumeClaim {ns}/sized-data"),
-            "quantities must match",
+            "a claim may ask for at most 20Gi",
         )
         .await;
     plane
         .wait_refused(
             "synapse-operator",
             "Synapse",
-            "squeezed",
-            &format!("Deployment {ns}/squeezed"),
-            "must be less than or equal to memory limit",
+            "greedy",
+            &format!("Deployment {ns}/greedy"),
+            "a container may use at most 4Gi of memory",
         )
         .await;
     plane.wait_ready("Synapse", "hs").await;
 
-    // The bridges, on the healthy Synapse: an image a cluster policy refuses (a Heisenbridge's
-    // names and fields are all checked by its CRD, so only a policy can refuse its children), a
-    // name no Service may have, a size no PVC may ask for.
-    let _policy = ImagePolicy::install(&plane.client, &ns).await;
+    // The bridges, on the healthy Synapse: an image from elsewhere, a volume above the limit.
     plane
         .create("Heisenbridge", "irc", json!({"synapse": {"name": "hs"}}))
         .await;
     plane
         .create(
             "MautrixSignal",
-            "my.signal",
-            json!({"synapse": {"name": "hs"}}),
-        )
-        .await;
-    plane
-        .create(
-            "MautrixSignal",
             "sized",
-            json!({"synapse": {"name": "hs"}, "storage": {"size": "1 GB"}}),
+            json!({"synapse": {"name": "hs"}, "storage": {"size": "50Gi"}}),
         )
         .await;
     plane
@@ -336,30 +386,21 @@ async fn a_rejected_child_is_reported_on_every_kind_and_a_fixed_spec_recovers() 
         .wait_refused(
             "signal-operator",
             "MautrixSignal",
-            "my.signal",
-            &format!("Service {ns}/my.signal-mautrix-signal"),
-            "metadata.name",
-        )
-        .await;
-    plane
-        .wait_refused(
-            "signal-operator",
-            "MautrixSignal",
             "sized",
             &format!("PersistentVolumeClaim {ns}/sized-mautrix-signal-data"),
-            "quantities must match",
+            "a claim may ask for at most 20Gi",
         )
         .await;
 
     // Fixing the spec recovers without any other step.
     plane
-        .patch_spec("Synapse", "sized", json!({"storage": {"size": "10Gi"}}))
+        .patch_spec("Synapse", "sized", json!({"storage": {"size": "20Gi"}}))
         .await;
     plane
         .patch_spec(
             "Synapse",
-            "squeezed",
-            json!({"resources": {"limits": {"memory": "2Gi"}}}),
+            "greedy",
+            json!({"resources": {"limits": {"memory": "4Gi"}}}),
         )
         .await;
     plane
@@ -377,7 +418,7 @@ async fn a_rejected_child_is_reported_on_every_kind_and_a_fixed_spec_recovers() 
         )
         .await;
     plane.wait_ready("Synapse", "sized").await;
-    plane.wait_ready("Synapse", "squeezed").await;
+    plane.wait_ready("Synapse", "greedy").await;
     plane.wait_ready("Heisenbridge", "irc").await;
     plane.wait_ready("MautrixSignal", "sized").await;
     plane.finish().await;

@@ -1,6 +1,7 @@
 //! Shapes shared by the three kinds.
 
 use kube::KubeSchema;
+use kube::core::{Message, Rule};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,67 @@ pub const ONE_POSTGRESQL_SOURCE_RULE: &str =
 pub const DATABASE_KIND_IMMUTABLE_RULE: &str = "(has(self.createNewPostgreSQL) && \
      self.createNewPostgreSQL) == (has(oldSelf.createNewPostgreSQL) && \
      oldSelf.createNewPostgreSQL) && has(self.externalPostgreSQL) == has(oldSelf.externalPostgreSQL)";
+
+/// Longest Service name: a DNS-1035 label of at most 63 characters.
+const MAX_SERVICE_NAME: usize = 63;
+
+/// Longest Cluster name CloudNativePG's webhook accepts (it keeps room for the names it derives
+/// from it: Services `-rw`, Pods `-1`, Jobs `-1-initdb`, Secrets `-app`).
+const MAX_DATABASE_CLUSTER_NAME: usize = 50;
+
+/// Makes a check of `metadata.name` a creation-time rule (`oldSelf` is empty only on create).
+/// A name never changes, so checking it once suffices; and an object stored before the rule
+/// existed must stay updatable (status, finalizer removal), since a root rule is not ratcheted.
+fn on_creation(check: String, message: String) -> Rule {
+    Rule::new(format!("oldSelf.hasValue() || {check}"))
+        .optional_old_self(true)
+        .message(Message::Message(message))
+}
+
+/// Root rule of a kind whose Service is named `NAME{service_suffix}`: the name is a DNS-1035
+/// label, as a Service name must be (a Kubernetes object name may also hold dots).
+pub fn name_is_dns_label(kind: &str, service_suffix: &str) -> Rule {
+    on_creation(
+        "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')".to_owned(),
+        format!(
+            "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting \
+             with a letter and ending with a letter or digit) because it names the {kind}'s \
+             Service, NAME{service_suffix}"
+        ),
+    )
+}
+
+/// Root rule: `NAME{service_suffix}`, the Service's name, fits 63 characters. The other names
+/// derived from the object's name are Secrets and claims (253 characters), label values and the
+/// name part of an app-service annotation key (63, the name alone).
+pub fn name_fits_service(kind: &str, service_suffix: &str) -> Rule {
+    let max = MAX_SERVICE_NAME - service_suffix.len();
+    on_creation(
+        format!("self.metadata.name.size() <= {max}"),
+        format!(
+            "metadata.name must be at most {max} characters because the {kind}'s Service is \
+             named NAME{service_suffix} and a Service name is at most {MAX_SERVICE_NAME} \
+             characters long"
+        ),
+    )
+}
+
+/// Root rule of a kind with `createNewPostgreSQL`: `NAME{cluster_suffix}`, the CloudNativePG
+/// Cluster's name, fits CloudNativePG's limit when a Cluster is provisioned.
+pub fn name_fits_database_cluster(kind: &str, cluster_suffix: &str) -> Rule {
+    let max = MAX_DATABASE_CLUSTER_NAME - cluster_suffix.len();
+    on_creation(
+        format!(
+            "!(has(self.spec.createNewPostgreSQL) && self.spec.createNewPostgreSQL) || \
+             self.metadata.name.size() <= {max}"
+        ),
+        format!(
+            "with createNewPostgreSQL, metadata.name must be at most {max} characters because \
+             the {kind}'s CloudNativePG Cluster is named NAME{cluster_suffix} and CloudNativePG \
+             accepts Cluster names of at most {MAX_DATABASE_CLUSTER_NAME} characters"
+        ),
+    )
+}
 
 /// An existing PostgreSQL server, reached with the credentials in a Secret.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

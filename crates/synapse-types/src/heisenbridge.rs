@@ -4,12 +4,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{ConfigMapReference, State, SynapseReference};
+use crate::common::{
+    ConfigMapReference, State, SynapseReference, name_fits_service, name_is_dns_label,
+};
 
-/// CEL rule on the object: its name, with `-heisenbridge` appended, is the bridge's Service
-/// name, which must be a DNS-1035 label (at most 63 characters).
-pub const BRIDGE_NAME_RULE: &str =
-    "self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
+/// What the heisenbridge-operator appends to a Heisenbridge's name to name its Service and
+/// Deployment (and, longer, its registration Secret).
+pub const SERVICE_SUFFIX: &str = "-heisenbridge";
 
 /// CEL rule: a Matrix user ID, `@localpart:server_name`. The localpart is printable ASCII
 /// without `:` (the historical user ID grammar, a superset of today's), the server name a DNS
@@ -32,11 +33,8 @@ pub const MATRIX_USER_ID_RULE: &str = r"self.matches('^@[!-9;-~]+:([a-zA-Z0-9]([
     derive = "PartialEq",
     shortname = "hb",
     category = "matrix",
-    validation = Rule::new(BRIDGE_NAME_RULE).message(
-        "a Heisenbridge's name must be a DNS label of at most 50 characters (lowercase letters, \
-         digits and '-', starting with a letter and ending with a letter or digit): it names the \
-         bridge's Service, NAME-heisenbridge"
-    ),
+    validation = name_is_dns_label("Heisenbridge", SERVICE_SUFFIX),
+    validation = name_fits_service("Heisenbridge", SERVICE_SUFFIX),
     doc = "Heisenbridge, a bouncer-style IRC bridge, registered as an app service with one Synapse.",
     printcolumn(
         name = "Synapse",
@@ -189,25 +187,6 @@ mod tests {
                 failed
                     .iter()
                     .any(|m| m.contains("owner must be a Matrix user ID")),
-                "{invalid} accepted: {failed:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_name_must_fit_the_service_name() {
-        let spec = json!({"synapse": {"name": "hs"}});
-        for valid in ["irc", "a", "irc-bridge-2", &"a".repeat(50)] {
-            assert_eq!(
-                failures(&bridge(valid, spec.clone())),
-                Vec::<String>::new(),
-                "{valid}"
-            );
-        }
-        for invalid in [&"a".repeat(51), "irc.bridge", "1irc", "irc-"] {
-            let failed = failures(&bridge(invalid, spec.clone()));
-            assert!(
-                failed.iter().any(|m| m.contains("DNS label of at most 50")),
                 "{invalid} accepted: {failed:?}"
             );
         }

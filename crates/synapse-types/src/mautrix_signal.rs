@@ -7,10 +7,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{
     ConfigMapReference, DATABASE_KIND_IMMUTABLE_RULE, DatabaseConnectionInfo, ExternalPostgreSQL,
-    ONE_POSTGRESQL_SOURCE_RULE, State, SynapseReference,
+    ONE_POSTGRESQL_SOURCE_RULE, State, SynapseReference, name_fits_database_cluster,
+    name_fits_service, name_is_dns_label,
 };
 use crate::heisenbridge::MATRIX_USER_ID_RULE;
 use crate::synapse::{DeletionPolicy, StorageSpec};
+
+/// What the signal-operator appends to a MautrixSignal's name to name its Service and
+/// Deployment (and, longer, its Secrets and data volume).
+pub const SERVICE_SUFFIX: &str = "-mautrix-signal";
+
+/// What the signal-operator appends to a MautrixSignal's name to name its CloudNativePG Cluster.
+pub const DATABASE_CLUSTER_SUFFIX: &str = "-mautrix-signal-pgsql";
 
 /// The CEL rule of `spec.admins`: each entry is a Matrix user ID (the rule of a single user ID
 /// applied to every item).
@@ -36,6 +44,9 @@ fn admins_rule() -> String {
     derive = "PartialEq",
     shortname = "signal",
     category = "matrix",
+    validation = name_is_dns_label("MautrixSignal", SERVICE_SUFFIX),
+    validation = name_fits_service("MautrixSignal", SERVICE_SUFFIX),
+    validation = name_fits_database_cluster("MautrixSignal", DATABASE_CLUSTER_SUFFIX),
     doc = "mautrix-signal, a Signal bridge, registered as an app service with one Synapse.",
     printcolumn(
         name = "Synapse",

@@ -4,18 +4,79 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::common::{
     ConfigMapReference, DATABASE_KIND_IMMUTABLE_RULE, DatabaseConnectionInfo, ExternalPostgreSQL,
-    ONE_POSTGRESQL_SOURCE_RULE, State,
+    ONE_POSTGRESQL_SOURCE_RULE, State, name_fits_database_cluster, name_fits_service,
+    name_is_dns_label,
 };
 use crate::contract::AppServiceStatus;
 
 /// CEL rule: a Matrix server name is a DNS name, an IPv4 literal or a bracketed IPv6 literal,
 /// optionally followed by `:port` (Matrix specification, appendix "Server Name").
 pub const SERVER_NAME_RULE: &str = r"self.matches('^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?([.][a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*|\\[[0-9a-fA-F:.]{2,45}\\])(:[0-9]{1,5})?$')";
+
+/// What the synapse-operator appends to a Synapse's name to name its CloudNativePG Cluster (its
+/// Service is the name itself).
+pub const DATABASE_CLUSTER_SUFFIX: &str = "-pgsql";
+
+/// Most entries in `spec.resources.requests` or `limits`, and the longest quantity text: the
+/// apiserver refuses quantity rules over unbounded maps and strings as too costly.
+const MAX_RESOURCE_ENTRIES: u32 = 32;
+const MAX_QUANTITY_LENGTH: u32 = 64;
+
+/// CEL: `value` (an int-or-string) is a Kubernetes quantity. `string()` turns an int into its
+/// digits, so one test serves both types.
+fn is_quantity(value: &str) -> String {
+    format!("isQuantity(string({value}))")
+}
+
+/// CEL: the quantity `value` (an int-or-string that passes [`is_quantity`]).
+fn quantity(value: &str) -> String {
+    format!("quantity(string({value}))")
+}
+
+/// CEL rule of `spec.resources`: every request and limit is a quantity of at least 0.
+fn resource_quantities_rule() -> String {
+    let valid = |map: &str| {
+        let value = format!("self.{map}[r]");
+        format!(
+            "(!has(self.{map}) || self.{map}.all(r, {} && {}.compareTo(quantity('0')) >= 0))",
+            is_quantity(&value),
+            quantity(&value)
+        )
+    };
+    format!("{} && {}", valid("requests"), valid("limits"))
+}
+
+/// CEL rule of `spec.resources`: no limit is below the request of its resource. Entries that are
+/// no quantity are left to the rule above.
+fn limits_cover_requests_rule() -> String {
+    let (request, limit) = ("self.requests[r]", "self.limits[r]");
+    format!(
+        "!has(self.requests) || !has(self.limits) || self.requests.all(r, !(r in self.limits) || \
+         !{} || !{} || {}.compareTo({}) >= 0)",
+        is_quantity(request),
+        is_quantity(limit),
+        quantity(limit),
+        quantity(request)
+    )
+}
+
+/// Bounds `spec.resources` (Kubernetes' ResourceRequirements) for the cost of its rules.
+fn bound_resources(schema: &mut Schema) {
+    for map in ["requests", "limits"] {
+        let map = schema
+            .get_mut("properties")
+            .and_then(|properties| properties.get_mut(map))
+            .expect("ResourceRequirements has requests and limits");
+        map["maxProperties"] = json!(MAX_RESOURCE_ENTRIES);
+        map["additionalProperties"]["maxLength"] = json!(MAX_QUANTITY_LENGTH);
+    }
+}
 
 /// Desired state of a Synapse homeserver.
 // Printer columns repeat `type_ = "string"`, which this lint mistakes for a repeated attribute.
@@ -31,6 +92,9 @@ pub const SERVER_NAME_RULE: &str = r"self.matches('^([a-zA-Z0-9]([a-zA-Z0-9-]{0,
     derive = "PartialEq",
     shortname = "syn",
     category = "matrix",
+    validation = name_is_dns_label("Synapse", ""),
+    validation = name_fits_service("Synapse", ""),
+    validation = name_fits_database_cluster("Synapse", DATABASE_CLUSTER_SUFFIX),
     doc = "A Matrix homeserver (Synapse). Its configuration comes either from a few values or from \
            a homeserver.yaml in a ConfigMap; bridges register with it through the app-service \
            annotations described in status.appServices.",
@@ -108,6 +172,19 @@ pub struct SynapseSpec {
     /// Compute resources of the Synapse container. Default: requests cpu 250m and memory 512Mi,
     /// memory limit 2Gi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(
+        validation = Rule::new(resource_quantities_rule()).message(
+            "every value of spec.resources.requests and spec.resources.limits must be a \
+             quantity of at least 0 such as 250m, 2, 512Mi or 2Gi (no space before the unit): \
+             Kubernetes refuses the Synapse container otherwise"
+        ),
+        validation = Rule::new(limits_cover_requests_rule()).message(
+            "each limit in spec.resources.limits must be at least the request of the same \
+             resource in spec.resources.requests: Kubernetes refuses a container whose request \
+             exceeds its limit"
+        )
+    )]
+    #[schemars(transform = bound_resources)]
     pub resources: Option<ResourceRequirements>,
 
     /// What happens to the data volume and the generated secrets (signing key, macaroon,
@@ -124,6 +201,15 @@ pub struct SynapseSpec {
 pub struct StorageSpec {
     /// Requested size of the volume. Default 10Gi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(format!(
+        "{} && {}.compareTo(quantity('0')) > 0",
+        is_quantity("self"),
+        quantity("self")
+    ))
+    .message(
+        "spec.storage.size must be a quantity above 0 such as 10Gi or 500M (no space before the \
+         unit): it is what the data volume's PersistentVolumeClaim requests"
+    ))]
     pub size: Option<Quantity>,
 
     /// StorageClass of the volume. Default: the cluster's default StorageClass.

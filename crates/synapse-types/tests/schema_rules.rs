@@ -30,14 +30,10 @@ fn root_schema(crd: &CustomResourceDefinition) -> JSONSchemaProps {
         .expect("a generated CRD has a schema")
 }
 
-/// The messages of the CEL rules `object` breaks, given its previous state `old`.
-fn cel_failures(
-    crd: &CustomResourceDefinition,
-    object: &Value,
-    old: Option<&Value>,
-) -> Vec<String> {
-    let schema = serde_json::to_value(root_schema(crd)).unwrap();
-    match Validator::new().validate(&schema, object, old) {
+/// The messages of the CEL rules of `schema` that `object` breaks, given its previous state
+/// `old`.
+fn schema_failures(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<String> {
+    match Validator::new().validate(schema, object, old) {
         Ok(()) => Vec::new(),
         Err(errors) => errors
             .as_slice()
@@ -45,6 +41,19 @@ fn cel_failures(
             .map(|e| e.message.clone())
             .collect(),
     }
+}
+
+/// The messages of the CEL rules `object` breaks, given its previous state `old`.
+fn cel_failures(
+    crd: &CustomResourceDefinition,
+    object: &Value,
+    old: Option<&Value>,
+) -> Vec<String> {
+    schema_failures(
+        &serde_json::to_value(root_schema(crd)).unwrap(),
+        object,
+        old,
+    )
 }
 
 fn crd_for(kind: &str) -> CustomResourceDefinition {
@@ -342,5 +351,227 @@ fn the_kind_of_database_cannot_change_after_creation() {
                 "{old} -> {new}"
             );
         }
+    }
+}
+
+/// Prefix of the creation-time rules on `metadata.name`, which carry `optionalOldSelf`.
+const ON_CREATION: &str = "oldSelf.hasValue() || ";
+
+/// The root schema as the apiserver evaluates it when an object is created. The apiserver binds
+/// `oldSelf` of an `optionalOldSelf` rule to an empty optional on create; kube-cel binds null,
+/// on which `hasValue()` fails. So offline each such rule becomes its check, once asserted to
+/// have the creation form (the e2e tests in `e2e/tests/crds.rs` run the rules as written).
+fn creation_schema(crd: &CustomResourceDefinition) -> Value {
+    let mut schema = serde_json::to_value(root_schema(crd)).unwrap();
+    for rule in schema["x-kubernetes-validations"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        if rule.get("optionalOldSelf") == Some(&json!(true)) {
+            let check = rule["rule"]
+                .as_str()
+                .and_then(|r| r.strip_prefix(ON_CREATION))
+                .unwrap_or_else(|| panic!("an optionalOldSelf rule is a creation rule: {rule}"))
+                .to_owned();
+            rule["rule"] = json!(check);
+            rule.as_object_mut().unwrap().remove("optionalOldSelf");
+        }
+    }
+    schema
+}
+
+/// The messages of the CEL rules `object` breaks when it is created.
+fn creation_failures(crd: &CustomResourceDefinition, object: &Value) -> Vec<String> {
+    schema_failures(&creation_schema(crd), object, None)
+}
+
+/// A valid object of `kind` named `name`.
+fn object_named(kind: &str, name: &str) -> Value {
+    let mut object = match kind {
+        "Synapse" => synapse_named("example.com"),
+        "Heisenbridge" => json!({
+            "apiVersion": "synapse.opdev.io/v1alpha1",
+            "kind": "Heisenbridge",
+            "spec": {"synapse": {"name": "s"}},
+        }),
+        _ => signal_bridge(),
+    };
+    object["metadata"] = json!({"name": name});
+    object
+}
+
+/// Each kind, the suffix of its Service's name, and for a kind that provisions PostgreSQL the
+/// suffix of its CloudNativePG Cluster's name (the operators' `names.rs`).
+const DERIVED_NAMES: [(&str, &str, Option<&str>); 3] = [
+    ("Synapse", "", Some("-pgsql")),
+    ("Heisenbridge", "-heisenbridge", None),
+    (
+        "MautrixSignal",
+        "-mautrix-signal",
+        Some("-mautrix-signal-pgsql"),
+    ),
+];
+
+/// Asserts `object` is accepted on creation.
+fn accepted(kind: &str, object: &Value) {
+    assert_eq!(
+        creation_failures(&crd_for(kind), object),
+        Vec::<String>::new(),
+        "{kind} {}",
+        object["metadata"]["name"]
+    );
+}
+
+/// Asserts `object` is refused on creation by exactly one rule, whose message has `expected`.
+fn refused(kind: &str, object: &Value, expected: &str) {
+    let failures = creation_failures(&crd_for(kind), object);
+    assert!(
+        failures.len() == 1 && failures[0].contains(expected),
+        "{kind} {}: {failures:?} is not one failure with {expected:?}",
+        object["metadata"]["name"]
+    );
+}
+
+#[test]
+fn names_are_dns_labels_because_they_name_services() {
+    for (kind, service, _) in DERIVED_NAMES {
+        for valid in ["a", "hs", "irc-bridge-2", "a1-b2"] {
+            accepted(kind, &object_named(kind, valid));
+        }
+        let message = format!(
+            "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting \
+             with a letter and ending with a letter or digit) because it names the {kind}'s \
+             Service, NAME{service}"
+        );
+        // Object names may hold dots and start with a digit; Service names may not.
+        for invalid in ["my.synapse", "1hs", "hs-", "-hs", "h_s", "Hs"] {
+            refused(kind, &object_named(kind, invalid), &message);
+        }
+    }
+}
+
+#[test]
+fn names_fit_the_service_name() {
+    for (kind, service, _) in DERIVED_NAMES {
+        let max = 63 - service.len();
+        accepted(kind, &object_named(kind, &"a".repeat(max)));
+        refused(
+            kind,
+            &object_named(kind, &"a".repeat(max + 1)),
+            &format!(
+                "metadata.name must be at most {max} characters because the {kind}'s Service is \
+                 named NAME{service} and a Service name is at most 63 characters long"
+            ),
+        );
+    }
+}
+
+#[test]
+fn with_a_provisioned_database_names_fit_cloudnativepg() {
+    for (kind, _, cluster) in DERIVED_NAMES {
+        let Some(cluster) = cluster else { continue };
+        let max = 50 - cluster.len();
+        let provisioned = |name: &str| with_database(object_named(kind, name), Some(true), None);
+        accepted(kind, &provisioned(&"a".repeat(max)));
+        refused(
+            kind,
+            &provisioned(&"a".repeat(max + 1)),
+            &format!(
+                "with createNewPostgreSQL, metadata.name must be at most {max} characters because \
+                 the {kind}'s CloudNativePG Cluster is named NAME{cluster} and CloudNativePG \
+                 accepts Cluster names of at most 50 characters"
+            ),
+        );
+        // Without a Cluster the longer name is fine.
+        for (create, external) in [(Some(false), None), (None, None), (None, Some("db"))] {
+            let object = object_named(kind, &"a".repeat(max + 1));
+            accepted(kind, &with_database(object, create, external));
+        }
+    }
+}
+
+#[test]
+fn storage_size_is_a_quantity_above_zero() {
+    for kind in ["Synapse", "MautrixSignal"] {
+        let sized = |size: Value| {
+            let mut object = object_named(kind, "s");
+            object["spec"]["storage"] = json!({"size": size});
+            object
+        };
+        for valid in [
+            json!("10Gi"),
+            json!("500M"),
+            json!("1.5Gi"),
+            json!(1073741824),
+            json!("1"),
+        ] {
+            accepted(kind, &sized(valid));
+        }
+        for invalid in [
+            json!("10 GB"),
+            json!("10GB"),
+            json!("ten"),
+            json!(""),
+            json!("0"),
+            json!(0),
+            json!("-1Gi"),
+            json!(-5),
+        ] {
+            refused(
+                kind,
+                &sized(invalid),
+                "spec.storage.size must be a quantity above 0 such as 10Gi or 500M (no space \
+                 before the unit): it is what the data volume's PersistentVolumeClaim requests",
+            );
+        }
+    }
+}
+
+fn synapse_with_resources(resources: Value) -> Value {
+    let mut object = synapse_named("example.com");
+    object["spec"]["resources"] = resources;
+    object
+}
+
+#[test]
+fn resources_are_quantities_and_limits_cover_requests() {
+    for valid in [
+        json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}),
+        json!({"requests": {"cpu": 1}, "limits": {"cpu": "1000m"}}),
+        json!({"requests": {"cpu": "500m"}, "limits": {"cpu": 1}}),
+        json!({"requests": {"memory": "1Gi"}}),
+        json!({"limits": {"memory": "1Gi", "cpu": 0}}),
+        json!({}),
+    ] {
+        accepted("Synapse", &synapse_with_resources(valid));
+    }
+    for invalid in [
+        json!({"requests": {"memory": "1 Gi"}}),
+        json!({"requests": {"cpu": "lots"}}),
+        json!({"limits": {"cpu": "-1"}}),
+        json!({"limits": {"memory": -1}}),
+        json!({"requests": {"memory": "1Gi"}, "limits": {"memory": "1 GB"}}),
+    ] {
+        refused(
+            "Synapse",
+            &synapse_with_resources(invalid),
+            "every value of spec.resources.requests and spec.resources.limits must be a quantity \
+             of at least 0 such as 250m, 2, 512Mi or 2Gi (no space before the unit): Kubernetes \
+             refuses the Synapse container otherwise",
+        );
+    }
+    for invalid in [
+        json!({"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}),
+        json!({"requests": {"cpu": 2}, "limits": {"cpu": "1500m"}}),
+        json!({"requests": {"cpu": "100m", "memory": "2Gi"}, "limits": {"memory": "2G"}}),
+    ] {
+        refused(
+            "Synapse",
+            &synapse_with_resources(invalid),
+            "each limit in spec.resources.limits must be at least the request of the same \
+             resource in spec.resources.requests: Kubernetes refuses a container whose request \
+             exceeds its limit",
+        );
     }
 }
