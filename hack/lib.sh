@@ -23,6 +23,7 @@ tool_dir() {
     kwok) version="${KWOK_VERSION}" ;;
     helm) version="${HELM_VERSION}" ;;
     cnpg) version="${CNPG_VERSION}" ;;
+    gatewayapi) version="${GATEWAY_API_VERSION}" ;;
     *) echo "unknown tool ${name}" >&2; return 1 ;;
   esac
   echo "${TOOLS_CACHE}/${name}-${version}"
@@ -32,6 +33,12 @@ tool_dir() {
 # install it into the plane; hack/postgres env exports this path as SO_CNPG_CRD).
 cnpg_crd_path() {
   echo "$(tool_dir cnpg)/postgresql.cnpg.io_clusters.yaml"
+}
+
+# The Gateway API's standard-channel CRDs at the pinned version, fetched by hack/build-tools
+# (hack/cluster installs them into the plane).
+gateway_api_crd_dir() {
+  tool_dir gatewayapi
 }
 
 log() {

@@ -182,11 +182,17 @@ pub async fn service_account_kubeconfig(
 /// One permission: API group, resource (with `/subresource`), verb.
 pub type Grant = (String, String, String);
 
-/// Every (group, resource, verb) the rules of the rendered Roles and ClusterRoles grant.
+/// Every (group, resource, verb) the rendered Roles and ClusterRoles grant the operator.
 pub fn granted(documents: &[serde_json::Value]) -> BTreeSet<Grant> {
     documents
         .iter()
         .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+        // The roles aggregated to users' admin, edit and view are not the operator's.
+        .filter(|d| {
+            d["metadata"]["labels"]
+                .as_object()
+                .is_none_or(|labels| !labels.keys().any(|k| k.contains("/aggregate-to-")))
+        })
         .flat_map(|d| {
             serde_json::from_value::<Vec<PolicyRule>>(d["rules"].clone()).expect("RBAC rules")
         })

@@ -49,6 +49,7 @@ pub struct OperatorBuilder {
     leader_elect: bool,
     log_level: String,
     label: String,
+    all_namespaces: bool,
 }
 
 impl OperatorBuilder {
@@ -67,6 +68,13 @@ impl OperatorBuilder {
     /// `--log-level` (EnvFilter directives); `info` by default.
     pub fn log_level(mut self, level: &str) -> Self {
         self.log_level = level.to_owned();
+        self
+    }
+
+    /// Watches every namespace, as a cluster-wide install does (the builder's namespace then only
+    /// names the log file). Only for a test that runs alone: it reconciles other tests' objects.
+    pub fn all_namespaces(mut self) -> Self {
+        self.all_namespaces = true;
         self
     }
 
@@ -97,7 +105,12 @@ impl OperatorBuilder {
         let stderr = stdout.try_clone().expect("clone the log file handle");
         let mut command = Command::new(&binary);
         command
-            .args(["run", "--namespace", &self.namespace])
+            .arg("run")
+            .args(if self.all_namespaces {
+                vec![]
+            } else {
+                vec!["--namespace", &self.namespace]
+            })
             .arg(format!("--leader-elect={}", self.leader_elect))
             .args(["--health-addr", &health_addr.to_string()])
             .args(["--metrics-addr", &metrics_addr.to_string()])
@@ -144,6 +157,7 @@ impl OperatorProcess {
             leader_elect: false,
             log_level: "info".to_owned(),
             label: "op".to_owned(),
+            all_namespaces: false,
         }
     }
 

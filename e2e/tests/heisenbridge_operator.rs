@@ -1124,7 +1124,7 @@ async fn the_apiserver_refuses_a_bad_owner_and_a_name_too_long() {
     );
     let long = refusal(&"a".repeat(51), json!({"synapse": {"name": "hs"}})).await;
     assert!(
-        long.contains("DNS label of at most 50 characters"),
+        long.contains("metadata.name must be at most 50 characters"),
         "{long}"
     );
     ns.delete().await;

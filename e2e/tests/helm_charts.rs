@@ -100,6 +100,8 @@ async fn templates_render_each_mode_and_refuse_contradictions() {
             kinds(&all),
             [
                 "ClusterRole",
+                "ClusterRole",
+                "ClusterRole",
                 "ClusterRoleBinding",
                 "CustomResourceDefinition",
                 "Deployment",
@@ -110,6 +112,7 @@ async fn templates_render_each_mode_and_refuse_contradictions() {
             ],
             "{operator}"
         );
+        check_cluster_roles(operator, &all);
         let crd = find(&all, "CustomResourceDefinition")[0];
         assert_eq!(
             crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
@@ -191,6 +194,12 @@ async fn templates_render_each_mode_and_refuse_contradictions() {
             ],
             "{operator}"
         );
+        assert!(
+            !granted(&namespaced)
+                .iter()
+                .any(|(_, resource, _)| resource == "referencegrants"),
+            "{operator}: installed for one namespace, it reads no ReferenceGrant"
+        );
         let roles = find(&namespaced, "Role");
         let namespaces: Vec<&Value> = roles.iter().map(|r| &r["metadata"]["namespace"]).collect();
         assert_eq!(namespaces, [&json!("matrix"), &json!("ops")], "{operator}");
@@ -218,6 +227,59 @@ async fn templates_render_each_mode_and_refuse_contradictions() {
         let refused = template_fails(operator, &["logging.format=xml"]).await;
         assert!(refused.contains("logging"), "{refused}");
     }
+}
+
+/// Installed for all namespaces: the operator's ClusterRole lets it check ReferenceGrants, and
+/// two more join the built-in roles: editors manage the kind (never its status), viewers read it.
+fn check_cluster_roles(operator: &str, all: &[Value]) {
+    let cluster_roles = find(all, "ClusterRole");
+    let grants = granted(all);
+    for verb in ["list", "watch"] {
+        let rule = (
+            "gateway.networking.k8s.io".into(),
+            "referencegrants".into(),
+            verb.into(),
+        );
+        assert!(grants.contains(&rule), "{operator}: {grants:?}");
+    }
+    let aggregated = |label: &str| -> Vec<&Value> {
+        cluster_roles
+            .iter()
+            .copied()
+            .filter(|r| r["metadata"]["labels"][label] == "true")
+            .collect()
+    };
+    let edit = aggregated("rbac.authorization.k8s.io/aggregate-to-edit");
+    let view = aggregated("rbac.authorization.k8s.io/aggregate-to-view");
+    assert_eq!(
+        (edit.len(), view.len()),
+        (1, 1),
+        "{operator}: {cluster_roles:#?}"
+    );
+    assert_eq!(
+        edit[0]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"],
+        "true"
+    );
+    let kind = match operator {
+        "synapse-operator" => "synapses",
+        "heisenbridge-operator" => "heisenbridges",
+        _ => "mautrixsignals",
+    };
+    assert_eq!(
+        edit[0]["rules"][0]["resources"],
+        json!([kind]),
+        "{operator}"
+    );
+    assert!(
+        edit[0]["rules"][0]["verbs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("create"))
+    );
+    assert_eq!(
+        view[0]["rules"][0]["verbs"],
+        json!(["get", "list", "watch"])
+    );
 }
 
 #[tokio::test]

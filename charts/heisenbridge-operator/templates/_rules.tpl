@@ -33,6 +33,14 @@ operator under these rules and fails on a Forbidden and on any rule the scenario
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch"]
+{{- if not .Values.watchNamespace }}
+# ReferenceGrants (Gateway API): whether a namespace grants a spec's reference to its ConfigMap;
+# listed when one is followed, watched to follow a grant's change. Installed for one namespace,
+# the operator reads nothing outside it and needs none.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["referencegrants"]
+  verbs: ["list", "watch"]
+{{- end }}
 # Events; a repeated one is patched to count the series.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
@@ -41,3 +49,6 @@ operator under these rules and fails on a Forbidden and on any rule the scenario
 
 {{/* The leader-election Lease, in the release namespace. */}}
 {{- define "operator.leaseName" -}}heisenbridge-operator-leader{{- end -}}
+
+{{/* The resource of the kind users create, for the roles aggregated to admin, edit and view. */}}
+{{- define "operator.userResource" -}}heisenbridges{{- end -}}

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
-use kube::Client;
 use operator_common::bridge::BridgeContext;
 use operator_common::cached_deployment::CachedDeployment;
 use operator_common::subject::Subject;
@@ -21,10 +20,6 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn client(&self) -> &Client {
-        self.bridge.pipeline.applier.client()
-    }
-
     /// The bridge's Deployment as cached.
     pub fn deployment(&self, subject: &Subject) -> Option<Arc<CachedDeployment>> {
         let name = names::workload(&subject.name);

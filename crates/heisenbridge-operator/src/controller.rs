@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kube::runtime::controller::Controller;
-use operator_common::bridge::{BridgeContext, bridges_of_config_map, bridges_of_synapse};
+use operator_common::bridge::{BridgeContext, bridges_of_synapse};
 use operator_common::controller::{Caches, run_controller};
 use operator_common::pipeline::Pipeline;
 use operator_common::runtime::Runtime;
@@ -20,8 +20,8 @@ pub async fn run(runtime: Runtime) {
     let mut caches = Caches::default();
     let (owned, owned_triggers) = Owned::watch(&runtime, &mut caches);
     let (synapses, synapse_triggers) = wiring::synapses(&runtime, &mut caches);
-    let config_maps = wiring::config_maps(&runtime);
-    let pipeline = Pipeline::new(runtime.client.clone(), runtime.field_manager, EVENTS);
+    let inputs = wiring::inputs(&runtime);
+    let pipeline = Pipeline::of(&runtime, EVENTS);
     let context = Arc::new(Context {
         bridge: BridgeContext::new(pipeline, synapses, owned.secrets.clone()),
         owned,
@@ -30,16 +30,13 @@ pub async fn run(runtime: Runtime) {
         &runtime,
         move |controller: Controller<Heisenbridge>| {
             let bridges = controller.store();
-            let for_config_maps = bridges.clone();
-            owned_triggers
+            let controller = owned_triggers
                 .wire(controller)
                 // A Synapse appearing, changing status or going away concerns its bridges.
                 .watches_stream(synapse_triggers, move |synapse| {
                     bridges_of_synapse(&bridges, &synapse)
-                })
-                .watches_stream(config_maps, move |cm| {
-                    bridges_of_config_map(&for_config_maps, &cm)
-                })
+                });
+            inputs.wire(controller)
         },
         caches,
         reconcile,

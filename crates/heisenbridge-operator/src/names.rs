@@ -1,6 +1,8 @@
 //! The names of what a Heisenbridge is made of. A leaf module: every step reads it, it reads
 //! nothing.
 
+use synapse_types::heisenbridge::SERVICE_SUFFIX;
+
 use crate::workload::PORT;
 
 /// `app.kubernetes.io/name` of a Heisenbridge's objects.
@@ -8,7 +10,8 @@ pub const APP_NAME: &str = "heisenbridge";
 
 /// The Deployment and the Service.
 pub fn workload(bridge: &str) -> String {
-    format!("{bridge}-heisenbridge")
+    // The CRD checks names against this suffix.
+    format!("{bridge}{SERVICE_SUFFIX}")
 }
 
 /// The registration Secret.

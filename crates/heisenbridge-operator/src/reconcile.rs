@@ -7,7 +7,6 @@ use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
 use operator_common::bridge::{self, Handshake};
 use operator_common::error::Error;
-use operator_common::input::read_config_map;
 use operator_common::pipeline::{Converged, now};
 use operator_common::rollout::Rollout;
 use operator_common::subject::Subject;
@@ -44,12 +43,8 @@ async fn converge(
         Err(cross_namespace) => return problem(cross_namespace.into()),
     };
     let subject = &handshake.subject;
-    let input = match &bridge.spec.config_map {
-        Some(reference) => {
-            Some(read_config_map(ctx.client(), &subject.namespace, reference).await?)
-        }
-        None => None,
-    };
+    let config_maps = &ctx.bridge.pipeline.config_maps;
+    let input = config_maps.read(bridge, &subject.namespace).await?;
     let url = names::service_url(&subject.name, &subject.namespace);
     let file = match validate::registration(input.as_ref(), handshake.stored_file(), &url)? {
         Ok(file) => file,

@@ -8,6 +8,7 @@ use operator_common::bridge::status::{
 };
 use operator_common::bridge::{CrossNamespaceSynapse, RegistrationState, reasons};
 use operator_common::events::EventPolicy;
+use operator_common::grant::{NotGranted, REFERENCE_NOT_GRANTED};
 use operator_common::pipeline::Converged;
 use operator_common::rollout::Rollout;
 use synapse_types::common::{CONDITION_READY, CONDITION_REGISTERED};
@@ -20,6 +21,8 @@ use crate::registration::{CONFIG_MAP_KEY, InvalidRegistration};
 pub enum Problem {
     #[error(transparent)]
     CrossNamespaceSynapse(#[from] CrossNamespaceSynapse),
+    #[error(transparent)]
+    ReferenceNotGranted(#[from] NotGranted),
     #[error(
         "ConfigMap {namespace}/{name} named by spec.configMap does not exist: create it with \
          your registration under the key {CONFIG_MAP_KEY}, or remove spec.configMap to use a \
@@ -43,6 +46,7 @@ impl Problem {
     pub fn reason(&self) -> &'static str {
         match self {
             Problem::CrossNamespaceSynapse(_) => reasons::CROSS_NAMESPACE_SYNAPSE,
+            Problem::ReferenceNotGranted(_) => REFERENCE_NOT_GRANTED,
             Problem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
             Problem::ConfigMapKeyMissing { .. } => "ConfigMapKeyMissing",
             Problem::InvalidRegistration { .. } => "InvalidRegistration",
@@ -80,6 +84,7 @@ pub enum Outcome {
 fn is_failure(reason: &str) -> bool {
     [
         reasons::CROSS_NAMESPACE_SYNAPSE,
+        REFERENCE_NOT_GRANTED,
         reasons::SYNAPSE_NOT_FOUND,
         reasons::REGISTRATION_REJECTED,
         "ConfigMapNotFound",

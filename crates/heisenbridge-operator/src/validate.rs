@@ -3,7 +3,7 @@
 //! operating system's CSPRNG.
 
 use operator_common::error::Error;
-use operator_common::input::ConfigMapInput;
+use operator_common::input::{ConfigMapInput, InputProblem};
 use operator_common::random::random_alphanumeric;
 
 use crate::registration::{
@@ -29,11 +29,15 @@ pub fn registration(
         return Ok(Ok(default_registration(url, &tokens)));
     };
     let (namespace, name) = (input.namespace.clone(), input.name.clone());
-    if input.config_map.is_none() {
-        return Ok(Err(Problem::ConfigMapNotFound { namespace, name }));
-    }
-    let Some(file) = input.text(CONFIG_MAP_KEY) else {
-        return Ok(Err(Problem::ConfigMapKeyMissing { namespace, name }));
+    let file = match input.file(CONFIG_MAP_KEY) {
+        Ok(file) => file,
+        Err(InputProblem::NotFound) => {
+            return Ok(Err(Problem::ConfigMapNotFound { namespace, name }));
+        }
+        Err(InputProblem::KeyMissing) => {
+            return Ok(Err(Problem::ConfigMapKeyMissing { namespace, name }));
+        }
+        Err(InputProblem::NotGranted(denied)) => return Ok(Err(denied.into())),
     };
     Ok(
         user_registration(&file, url).map_err(|error| Problem::InvalidRegistration {

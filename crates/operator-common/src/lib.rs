@@ -11,6 +11,7 @@ pub mod controller;
 pub mod database;
 pub mod error;
 pub mod events;
+pub mod grant;
 pub mod health;
 pub mod http;
 pub mod input;

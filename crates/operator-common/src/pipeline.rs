@@ -20,7 +20,9 @@ use crate::apply::Applier;
 use crate::conditions::{ConditionStatus, ConditionUpdate, set_condition};
 use crate::error::{Error, Refusal};
 use crate::events::{EventPolicy, Events, Notice, condition_notices};
+use crate::input::ConfigMapReader;
 use crate::reconciled::{ObjectStatus, Reconciled};
+use crate::runtime::Runtime;
 
 /// What a reconciliation arrived at: the next status, the Events that are not condition
 /// changes, and when to look again without a change (inputs that cannot be watched).
@@ -46,6 +48,8 @@ impl<S> Converged<S> {
 #[derive(Clone)]
 pub struct Pipeline {
     pub applier: Applier,
+    /// Reads the input ConfigMaps specs name, within the tenancy rules.
+    pub config_maps: ConfigMapReader,
     pub events: Events,
     pub policy: EventPolicy,
     /// The statuses this operator wrote that its cache may not show yet.
@@ -62,10 +66,27 @@ type Written = HashMap<String, (String, serde_json::Value)>;
 const MAX_WRITTEN: usize = 10_000;
 
 impl Pipeline {
-    /// The pipeline of the operator `field_manager`, announcing condition changes by `policy`.
-    pub fn new(client: kube::Client, field_manager: &'static str, policy: EventPolicy) -> Self {
+    /// The pipeline of the operator `runtime` runs.
+    pub fn of(runtime: &Runtime, policy: EventPolicy) -> Self {
+        Self::new(
+            runtime.client.clone(),
+            runtime.field_manager,
+            policy,
+            runtime.namespace.clone(),
+        )
+    }
+
+    /// The pipeline of the operator `field_manager`, announcing condition changes by `policy`;
+    /// `watched`: the one namespace it is installed for, if it is.
+    pub fn new(
+        client: kube::Client,
+        field_manager: &'static str,
+        policy: EventPolicy,
+        watched: Option<String>,
+    ) -> Self {
         Self {
             applier: Applier::new(client.clone(), field_manager),
+            config_maps: ConfigMapReader::new(client.clone(), watched),
             events: Events::new(client, field_manager),
             policy,
             written: Arc::default(),

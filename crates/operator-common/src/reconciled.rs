@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Resource;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use synapse_types::ConfigMapReference;
 use synapse_types::common::State;
 use synapse_types::{
     Heisenbridge, HeisenbridgeStatus, MautrixSignal, MautrixSignalStatus, Synapse, SynapseStatus,
@@ -33,6 +34,12 @@ pub trait Reconciled:
 
     /// Its status, to replace.
     fn status_mut(&mut self) -> &mut Option<Self::Status>;
+
+    /// The spec field naming the user's input ConfigMap, for messages.
+    const CONFIG_MAP_FIELD: &'static str;
+
+    /// The user's input ConfigMap, if the spec names one.
+    fn config_map_reference(&self) -> Option<&ConfigMapReference>;
 }
 
 /// The fields every status of ours has.
@@ -47,9 +54,15 @@ pub trait ObjectStatus:
 }
 
 macro_rules! reconciled {
-    ($kind:ty, $status:ty) => {
+    ($kind:ty, $status:ty, $field:literal, |$object:ident| $config_map:expr) => {
         impl Reconciled for $kind {
             type Status = $status;
+            const CONFIG_MAP_FIELD: &'static str = $field;
+
+            fn config_map_reference(&self) -> Option<&ConfigMapReference> {
+                let $object = self;
+                $config_map.as_ref()
+            }
 
             fn status(&self) -> Option<&$status> {
                 self.status.as_ref()
@@ -81,6 +94,21 @@ macro_rules! reconciled {
     };
 }
 
-reconciled!(Synapse, SynapseStatus);
-reconciled!(Heisenbridge, HeisenbridgeStatus);
-reconciled!(MautrixSignal, MautrixSignalStatus);
+reconciled!(
+    Synapse,
+    SynapseStatus,
+    "spec.homeserver.configMap",
+    |synapse| synapse.spec.homeserver.config_map
+);
+reconciled!(
+    Heisenbridge,
+    HeisenbridgeStatus,
+    "spec.configMap",
+    |bridge| bridge.spec.config_map
+);
+reconciled!(
+    MautrixSignal,
+    MautrixSignalStatus,
+    "spec.configMap",
+    |bridge| bridge.spec.config_map
+);

@@ -2,14 +2,14 @@
 //! the mapping it needs: the objects an operator owns (Deployments, Services, its Secrets), the
 //! objects of a workload with a data volume and perhaps a database (its PVCs, database Secrets
 //! and CloudNativePG Clusters, by name or label), the Synapses a bridge reads, and the
-//! ConfigMaps a spec names.
+//! ConfigMaps a spec names with the ReferenceGrants that let it name another namespace's.
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use kube::Resource;
 use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt as _};
 use synapse_types::Synapse;
 use synapse_types::contract::labels;
 
@@ -17,6 +17,8 @@ use crate::cached_deployment::CachedDeployment;
 use crate::controller::Caches;
 use crate::database::{Source, cluster_resource, secret_triggers};
 use crate::events::Events;
+use crate::grant::ReferenceGrant;
+use crate::input::{referring_into, referring_to};
 use crate::labels::named_by_label;
 use crate::reconciled::Reconciled;
 use crate::runtime::Runtime;
@@ -156,10 +158,44 @@ pub fn synapses(runtime: &Runtime, caches: &mut Caches) -> (Store<Synapse>, Trig
     (synapses, triggers)
 }
 
-/// The ConfigMaps of the watched namespaces, by metadata: what a spec names is read when needed.
-pub fn config_maps(runtime: &Runtime) -> Triggers<PartialObjectMeta<ConfigMap>> {
-    metadata_triggers(
-        runtime.api::<PartialObjectMeta<ConfigMap>>(),
-        watcher::Config::default(),
-    )
+/// The triggers of the inputs a spec names: its ConfigMap, and the ReferenceGrants that let it
+/// be in another namespace.
+pub struct InputTriggers {
+    config_maps: Triggers<PartialObjectMeta<ConfigMap>>,
+    /// `None` when the operator is installed for one namespace: it never reads across.
+    grants: Option<Triggers<PartialObjectMeta<ReferenceGrant>>>,
+}
+
+/// Watches the ConfigMaps of the watched namespaces by metadata (what a spec names is read when
+/// needed) and, installed for all namespaces, the ReferenceGrants. A missing ReferenceGrant CRD
+/// makes that watch fail and back off on its own; it recovers once the CRD is installed.
+pub fn inputs(runtime: &Runtime) -> InputTriggers {
+    let grants = runtime.namespace.is_none().then(|| {
+        metadata_triggers(
+            runtime.api::<PartialObjectMeta<ReferenceGrant>>(),
+            watcher::Config::default(),
+        )
+    });
+    InputTriggers {
+        config_maps: metadata_triggers(
+            runtime.api::<PartialObjectMeta<ConfigMap>>(),
+            watcher::Config::default(),
+        ),
+        grants,
+    }
+}
+
+impl InputTriggers {
+    pub fn wire<K: Reconciled>(self, controller: Controller<K>) -> Controller<K> {
+        let objects = controller.store();
+        let for_grants = objects.clone();
+        let controller =
+            controller.watches_stream(self.config_maps, move |cm| referring_to(&objects, &cm));
+        match self.grants {
+            Some(grants) => controller.watches_stream(grants, move |grant| {
+                referring_into(&for_grants, &grant.namespace().unwrap_or_default())
+            }),
+            None => controller,
+        }
+    }
 }

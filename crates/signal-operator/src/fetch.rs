@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use operator_common::bridge::Handshake;
 use operator_common::error::Error;
-use operator_common::input::read_config_map;
 use synapse_types::{MautrixSignal, Synapse};
 
 use crate::context::Context;
@@ -43,13 +42,10 @@ pub async fn inputs(
         Ok(name) => name,
         Err(cross_namespace) => return Ok(Err((Outcome::Problem(cross_namespace.into()), None))),
     };
-    let input = match &bridge.spec.config_map {
-        Some(reference) => {
-            let (client, namespace) = (ctx.applier().client(), &handshake.subject.namespace);
-            Some(read_config_map(client, namespace, reference).await?)
-        }
-        None => None,
-    };
+    let config_maps = &ctx.bridge.pipeline.config_maps;
+    let input = config_maps
+        .read(bridge, &handshake.subject.namespace)
+        .await?;
     let file = match validate::input_file(input.as_ref()) {
         Ok(file) => file,
         Err(problem) => return Ok(Err((Outcome::Problem(problem), None))),

@@ -2,6 +2,8 @@
 //! registration and the workload must agree on. A leaf module: every step reads it, it reads
 //! nothing.
 
+use synapse_types::mautrix_signal::{DATABASE_CLUSTER_SUFFIX, SERVICE_SUFFIX};
+
 /// `app.kubernetes.io/name` of a MautrixSignal's objects.
 pub const APP_NAME: &str = "mautrix-signal";
 
@@ -23,7 +25,8 @@ pub const DATABASE_NAME: &str = "mautrix_signal";
 
 /// The Deployment and the Service.
 pub fn workload(bridge: &str) -> String {
-    format!("{bridge}-mautrix-signal")
+    // The CRD checks names against this suffix.
+    format!("{bridge}{SERVICE_SUFFIX}")
 }
 
 /// The registration Secret, announced to the Synapse.
@@ -48,7 +51,7 @@ pub fn data_claim(bridge: &str) -> String {
 
 /// The CloudNativePG Cluster of `createNewPostgreSQL`.
 pub fn database_cluster(bridge: &str) -> String {
-    format!("{bridge}-mautrix-signal-pgsql")
+    format!("{bridge}{DATABASE_CLUSTER_SUFFIX}")
 }
 
 /// The URL Synapse sends the bridge's transactions to: its Service.

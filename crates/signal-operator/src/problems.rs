@@ -4,6 +4,7 @@
 
 use operator_common::bridge::{CrossNamespaceSynapse, reasons};
 use operator_common::database::{self, Readiness};
+use operator_common::grant::{NotGranted, REFERENCE_NOT_GRANTED};
 
 use crate::names::CONFIG_MAP_KEY;
 
@@ -85,6 +86,8 @@ impl std::fmt::Display for ConfigSource {
 pub enum Problem {
     #[error(transparent)]
     CrossNamespaceSynapse(#[from] CrossNamespaceSynapse),
+    #[error(transparent)]
+    ReferenceNotGranted(#[from] NotGranted),
     #[error(
         "ConfigMap {namespace}/{name} named by spec.configMap does not exist: create it with \
          your mautrix-signal configuration under the key {CONFIG_MAP_KEY}, or remove \
@@ -116,6 +119,7 @@ impl Problem {
     pub fn reason(&self) -> &'static str {
         match self {
             Problem::CrossNamespaceSynapse(_) => reasons::CROSS_NAMESPACE_SYNAPSE,
+            Problem::ReferenceNotGranted(_) => REFERENCE_NOT_GRANTED,
             Problem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
             Problem::ConfigMapKeyMissing { .. } => "ConfigMapKeyMissing",
             Problem::InvalidConfig {

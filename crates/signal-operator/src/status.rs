@@ -10,6 +10,7 @@ use operator_common::bridge::{RegistrationState, reasons};
 use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
 use operator_common::database::Readiness;
 use operator_common::events::EventPolicy;
+use operator_common::grant::REFERENCE_NOT_GRANTED;
 use operator_common::pipeline::Converged;
 use operator_common::rollout::Rollout;
 use synapse_types::common::{CONDITION_DATABASE_READY, CONDITION_READY, CONDITION_REGISTERED};
@@ -82,6 +83,7 @@ impl Outcome {
 fn is_failure(reason: &str) -> bool {
     [
         reasons::CROSS_NAMESPACE_SYNAPSE,
+        REFERENCE_NOT_GRANTED,
         reasons::SYNAPSE_NOT_FOUND,
         reasons::REGISTRATION_REJECTED,
         "ConfigMapNotFound",

@@ -1,7 +1,7 @@
 //! The validate step of a MautrixSignal: its input file and the config made from it (or from
 //! nothing) with the values the operator owns, or the problem the user must fix. Pure.
 
-use operator_common::input::ConfigMapInput;
+use operator_common::input::{ConfigMapInput, InputProblem};
 
 use crate::config::{Owned, Prepared, default_config, user_config};
 use crate::names::CONFIG_MAP_KEY;
@@ -15,13 +15,12 @@ pub fn input_file(
         return Ok(None);
     };
     let (namespace, name) = (input.namespace.clone(), input.name.clone());
-    if input.config_map.is_none() {
-        return Err(Problem::ConfigMapNotFound { namespace, name });
+    match input.file(CONFIG_MAP_KEY) {
+        Ok(file) => Ok(Some((ConfigSource::ConfigMap { namespace, name }, file))),
+        Err(InputProblem::NotFound) => Err(Problem::ConfigMapNotFound { namespace, name }),
+        Err(InputProblem::KeyMissing) => Err(Problem::ConfigMapKeyMissing { namespace, name }),
+        Err(InputProblem::NotGranted(denied)) => Err(denied.into()),
     }
-    let Some(file) = input.text(CONFIG_MAP_KEY) else {
-        return Err(Problem::ConfigMapKeyMissing { namespace, name });
-    };
-    Ok(Some((ConfigSource::ConfigMap { namespace, name }, file)))
 }
 
 /// The config made from `file` (or from nothing), and where it came from.

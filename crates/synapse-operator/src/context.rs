@@ -1,10 +1,8 @@
 //! What a reconciliation of a Synapse runs with: the shared pipeline and the caches it reads.
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
-use kube::Client;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::Store;
-use operator_common::events::EventPolicy;
 use operator_common::pipeline::Pipeline;
 use operator_common::wiring::Owned;
 
@@ -25,22 +23,6 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(
-        client: Client,
-        field_manager: &'static str,
-        policy: EventPolicy,
-        caches: Caches,
-    ) -> Self {
-        Self {
-            pipeline: Pipeline::new(client, field_manager, policy),
-            caches,
-        }
-    }
-
-    pub fn client(&self) -> &Client {
-        self.pipeline.applier.client()
-    }
-
     pub fn field_manager(&self) -> &'static str {
         self.pipeline.applier.field_manager()
     }

@@ -3,14 +3,12 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::ResourceExt as _;
-use kube::api::PartialObjectMeta;
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use operator_common::controller::{Caches as Filled, run_controller};
 use operator_common::labels::named_by_label;
+use operator_common::pipeline::Pipeline;
 use operator_common::runtime::Runtime;
 use operator_common::watch::cache;
 use operator_common::wiring::{self, Owned};
@@ -33,63 +31,28 @@ pub async fn run(runtime: Runtime) {
         watcher::Config::default().labels(LABEL_REGISTERED_WITH),
     );
     filled.add(&registrations);
-    let config_maps = wiring::config_maps(&runtime);
+    let inputs = wiring::inputs(&runtime);
     let caches = Caches {
         owned,
         registrations,
         claims,
     };
-    let context = Arc::new(Context::new(
-        runtime.client.clone(),
-        runtime.field_manager,
-        EVENTS,
-        caches,
-    ));
+    let pipeline = Pipeline::of(&runtime, EVENTS);
+    let context = Arc::new(Context { pipeline, caches });
     run_controller(
         &runtime,
         move |controller: Controller<Synapse>| {
-            let synapses = controller.store();
             let controller = owned_triggers.wire(controller);
-            storage_triggers
+            let controller = storage_triggers
                 .wire(controller, database_source)
                 .watches_stream(registration_triggers, |secret| {
                     named_by_label(&secret, LABEL_REGISTERED_WITH)
-                })
-                .watches_stream(config_maps, move |cm| referencing_synapses(&synapses, &cm))
+                });
+            inputs.wire(controller)
         },
         filled,
         reconcile,
         context,
     )
     .await;
-}
-
-/// The Synapses whose `spec.homeserver.configMap` names this ConfigMap.
-fn referencing_synapses(
-    synapses: &Store<Synapse>,
-    cm: &PartialObjectMeta<ConfigMap>,
-) -> Vec<ObjectRef<Synapse>> {
-    let (Some(cm_name), Some(cm_namespace)) = (cm.metadata.name.as_deref(), cm.namespace()) else {
-        return Vec::new();
-    };
-    synapses
-        .state()
-        .iter()
-        .filter(|synapse| {
-            synapse
-                .spec
-                .homeserver
-                .config_map
-                .as_ref()
-                .is_some_and(|r| {
-                    let namespace = r
-                        .namespace
-                        .clone()
-                        .filter(|ns| !ns.is_empty())
-                        .or_else(|| synapse.namespace());
-                    r.name == cm_name && namespace.as_deref() == Some(cm_namespace.as_str())
-                })
-        })
-        .map(|synapse| ObjectRef::from_obj(synapse.as_ref()))
-        .collect()
 }

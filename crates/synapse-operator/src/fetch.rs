@@ -9,7 +9,7 @@ use kube::ResourceExt as _;
 use kube::api::PartialObjectMeta;
 use operator_common::cached_deployment::CachedDeployment;
 use operator_common::error::Error;
-use operator_common::input::{ConfigMapInput, read_config_map};
+use operator_common::input::ConfigMapInput;
 use operator_common::subject::Subject;
 use operator_common::watch::cached;
 use synapse_types::Synapse;
@@ -37,10 +37,7 @@ pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Resu
     let (namespace, name) = (subject.namespace.as_str(), subject.name.as_str());
     let caches = &ctx.caches;
     let owned = &caches.owned;
-    let config_map = match &synapse.spec.homeserver.config_map {
-        None => None,
-        Some(reference) => Some(read_config_map(ctx.client(), namespace, reference).await?),
-    };
+    let config_map = ctx.pipeline.config_maps.read(synapse, namespace).await?;
     let announced = announcements(synapse.annotations())
         .into_iter()
         .map(|(annotation, secret_name)| Announced {

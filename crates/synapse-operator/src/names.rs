@@ -1,6 +1,8 @@
 //! The names of what a Synapse is made of, and of the application its objects are labelled
 //! with. A leaf module: every step reads it, it reads nothing.
 
+use synapse_types::synapse::DATABASE_CLUSTER_SUFFIX;
+
 /// `app.kubernetes.io/name` of a Synapse's objects.
 pub const APP_NAME: &str = "synapse";
 
@@ -26,7 +28,8 @@ pub fn data_claim(synapse: &str) -> String {
 
 /// The CloudNativePG Cluster of `createNewPostgreSQL`.
 pub fn database_cluster(synapse: &str) -> String {
-    format!("{synapse}-pgsql")
+    // The CRD checks names against this suffix.
+    format!("{synapse}{DATABASE_CLUSTER_SUFFIX}")
 }
 
 /// Database and owner role in the provisioned Cluster.

@@ -7,6 +7,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::api::PartialObjectMeta;
 use operator_common::error::ErrorKind;
+use operator_common::pipeline::Pipeline;
 use operator_common::testing::{Bodies, Exchange, api_status, scripted, store_of};
 use operator_common::wiring::Owned;
 use serde_json::{Value, json};
@@ -83,12 +84,12 @@ fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
         registrations: store_of(Vec::new()),
         claims: store_of(claims),
     };
-    Arc::new(Context::new(
-        client,
-        "synapse-operator",
-        crate::status::EVENTS,
-        caches,
-    ))
+    Arc::new(context_of(client, caches))
+}
+
+fn context_of(client: kube::Client, caches: Caches) -> Context {
+    let pipeline = Pipeline::new(client, "synapse-operator", crate::status::EVENTS, None);
+    Context { pipeline, caches }
 }
 
 fn from<T: serde::de::DeserializeOwned>(value: &Value) -> T {
@@ -197,12 +198,7 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
     let mut steady = running;
     let next = converged_status(&steady, &ctx).await;
     steady.status = Some(next);
-    let ctx = Arc::new(Context::new(
-        client,
-        "synapse-operator",
-        crate::status::EVENTS,
-        ctx.caches.clone(),
-    ));
+    let ctx = Arc::new(context_of(client, ctx.caches.clone()));
     api.play(Vec::new(), reconcile(Arc::new(steady), ctx))
         .await
         .unwrap();
@@ -211,12 +207,7 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
 /// The status a reconciliation of `synapse` arrives at, its requests answered by echoes.
 async fn converged_status(synapse: &Synapse, ctx: &Context) -> SynapseStatus {
     let (client, api) = scripted();
-    let ctx = Context::new(
-        client,
-        "synapse-operator",
-        crate::status::EVENTS,
-        ctx.caches.clone(),
-    );
+    let ctx = context_of(client, ctx.caches.clone());
     let written = Bodies::default();
     let script = vec![event("Running", "Normal"), status_write(&written)];
     api.play(script, reconcile(Arc::new(synapse.clone()), Arc::new(ctx)))

@@ -5,7 +5,8 @@ use synapse_types::Synapse;
 use synapse_types::synapse::{Homeserver, HomeserverConfigurationStatus};
 
 use crate::fetch::Inputs;
-use operator_common::input::ConfigMapInput;
+use operator_common::grant::{NotGranted, REFERENCE_NOT_GRANTED};
+use operator_common::input::{ConfigMapInput, InputProblem};
 
 use crate::homeserver_file::{
     DEFAULT_CLIENT_PORT, HomeserverFacts, HomeserverFileError, InlineSecrets, read_homeserver_file,
@@ -37,6 +38,8 @@ impl ResolvedConfig {
 /// A configuration the operator cannot use; the message says what to change.
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum ConfigProblem {
+    #[error(transparent)]
+    ReferenceNotGranted(#[from] NotGranted),
     #[error(
         "ConfigMap {namespace}/{name} named in spec.homeserver.configMap does not exist: create it with your homeserver.yaml under the key homeserver.yaml"
     )]
@@ -69,7 +72,8 @@ pub enum ConfigProblem {
 
 impl ConfigProblem {
     /// Every reason [`ConfigProblem::reason`] gives.
-    pub const REASONS: [&'static str; 9] = [
+    pub const REASONS: [&'static str; 10] = [
+        REFERENCE_NOT_GRANTED,
         "ConfigMapNotFound",
         "HomeserverYamlMissing",
         "InvalidYAML",
@@ -84,6 +88,7 @@ impl ConfigProblem {
     /// The condition reason (CamelCase, stable: users and alerts match on it).
     pub fn reason(&self) -> &'static str {
         match self {
+            ConfigProblem::ReferenceNotGranted(_) => REFERENCE_NOT_GRANTED,
             ConfigProblem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
             ConfigProblem::MissingHomeserverKey { .. } => "HomeserverYamlMissing",
             ConfigProblem::InvalidHomeserverFile { error, .. } => match error {
@@ -183,11 +188,15 @@ fn from_values(values: &Values) -> ResolvedConfig {
 
 fn from_config_map(input: &ConfigMapInput) -> Result<ResolvedConfig, ConfigProblem> {
     let (namespace, name) = (input.namespace.clone(), input.name.clone());
-    if input.config_map.is_none() {
-        return Err(ConfigProblem::ConfigMapNotFound { namespace, name });
-    }
-    let Some(text) = input.text(HOMESERVER_KEY) else {
-        return Err(ConfigProblem::MissingHomeserverKey { namespace, name });
+    let text = match input.file(HOMESERVER_KEY) {
+        Ok(text) => text,
+        Err(InputProblem::NotFound) => {
+            return Err(ConfigProblem::ConfigMapNotFound { namespace, name });
+        }
+        Err(InputProblem::KeyMissing) => {
+            return Err(ConfigProblem::MissingHomeserverKey { namespace, name });
+        }
+        Err(InputProblem::NotGranted(denied)) => return Err(denied.into()),
     };
     match read_homeserver_file(&text) {
         Ok(facts) => Ok(ResolvedConfig {
@@ -211,6 +220,7 @@ mod tests {
     use synapse_types::synapse::HomeserverValues;
 
     use super::*;
+    use operator_common::input::Lookup;
 
     fn values_spec() -> Homeserver {
         Homeserver {
@@ -244,7 +254,7 @@ mod tests {
         Some(ConfigMapInput {
             namespace: "ns".into(),
             name: "hs".into(),
-            config_map: cm.cloned(),
+            lookup: cm.map_or(Lookup::NotFound, |cm| Lookup::Found(Box::new(cm.clone()))),
         })
     }
 

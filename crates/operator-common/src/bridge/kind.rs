@@ -1,13 +1,11 @@
 //! What the bridge operators share about their kinds: the [`Bridge`] trait, the reasons of the
-//! handshake's conditions, which Synapse a bridge names, and which bridges a change concerns.
+//! handshake's conditions, which Synapse a bridge names, and which bridges a Synapse's change concerns.
 //! A leaf of the bridge module.
 
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt as _;
-use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use synapse_types::contract::BridgeKind;
-use synapse_types::{ConfigMapReference, Heisenbridge, MautrixSignal, Synapse, SynapseReference};
+use synapse_types::{Heisenbridge, MautrixSignal, Synapse, SynapseReference};
 
 use crate::reconciled::Reconciled;
 
@@ -18,9 +16,6 @@ pub trait Bridge: Reconciled {
 
     /// The Synapse the bridge registers with (`spec.synapse`).
     fn synapse_reference(&self) -> &SynapseReference;
-
-    /// The user's input ConfigMap (`spec.configMap`), if any.
-    fn config_map_reference(&self) -> Option<&ConfigMapReference>;
 }
 
 impl Bridge for Heisenbridge {
@@ -29,10 +24,6 @@ impl Bridge for Heisenbridge {
     fn synapse_reference(&self) -> &SynapseReference {
         &self.spec.synapse
     }
-
-    fn config_map_reference(&self) -> Option<&ConfigMapReference> {
-        self.spec.config_map.as_ref()
-    }
 }
 
 impl Bridge for MautrixSignal {
@@ -40,10 +31,6 @@ impl Bridge for MautrixSignal {
 
     fn synapse_reference(&self) -> &SynapseReference {
         &self.spec.synapse
-    }
-
-    fn config_map_reference(&self) -> Option<&ConfigMapReference> {
-        self.spec.config_map.as_ref()
     }
 }
 
@@ -107,33 +94,6 @@ pub fn bridges_of_synapse<B: Bridge>(bridges: &Store<B>, synapse: &Synapse) -> V
         .filter(|bridge| {
             bridge.namespace().as_deref() == Some(namespace.as_str())
                 && synapse_name(&namespace, bridge.synapse_reference()) == Ok(name)
-        })
-        .map(|bridge| ObjectRef::from_obj(bridge.as_ref()))
-        .collect()
-}
-
-/// The bridges whose `spec.configMap` names `config_map`.
-pub fn bridges_of_config_map<B: Bridge>(
-    bridges: &Store<B>,
-    config_map: &PartialObjectMeta<ConfigMap>,
-) -> Vec<ObjectRef<B>> {
-    let (Some(name), Some(namespace)) =
-        (config_map.metadata.name.as_deref(), config_map.namespace())
-    else {
-        return Vec::new();
-    };
-    bridges
-        .state()
-        .iter()
-        .filter(|bridge| {
-            bridge.config_map_reference().is_some_and(|reference| {
-                let wanted = reference
-                    .namespace
-                    .clone()
-                    .filter(|ns| !ns.is_empty())
-                    .or_else(|| bridge.namespace());
-                reference.name == name && wanted.as_deref() == Some(namespace.as_str())
-            })
         })
         .map(|bridge| ObjectRef::from_obj(bridge.as_ref()))
         .collect()

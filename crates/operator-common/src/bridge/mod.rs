@@ -16,9 +16,7 @@ pub mod status;
 
 pub use announcement::{Announcement, add_finalizer, has_finalizer, remove_finalizer};
 pub use handshake::{BridgeContext, Handshake, reconcile};
-pub use kind::{
-    Bridge, CrossNamespaceSynapse, bridges_of_config_map, bridges_of_synapse, reasons, synapse_name,
-};
+pub use kind::{Bridge, CrossNamespaceSynapse, bridges_of_synapse, reasons, synapse_name};
 pub use registration::{RegistrationState, registration_state};
 
 #[cfg(test)]

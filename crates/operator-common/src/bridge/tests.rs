@@ -1,4 +1,4 @@
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::store;
 use kube::runtime::watcher;
@@ -8,8 +8,6 @@ use synapse_types::contract::{
 };
 use synapse_types::synapse::SynapseStatus;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use synapse_types::contract::BridgeKind;
 use synapse_types::{ConfigMapReference, Heisenbridge, Synapse, SynapseReference};
@@ -100,32 +98,6 @@ fn a_synapse_maps_to_the_bridges_of_its_namespace_that_name_it() {
     assert_eq!(
         names(bridges_of_synapse(&bridges, &synapse)),
         ["a/one", "a/two"]
-    );
-}
-
-#[test]
-fn a_config_map_maps_to_the_bridges_naming_it() {
-    let mut elsewhere = bridge("b", "elsewhere", reference("hs", None), Some("cfg"));
-    elsewhere.spec.config_map.as_mut().unwrap().namespace = Some("a".into());
-    let bridges = store_of(vec![
-        bridge("a", "uses", reference("hs", None), Some("cfg")),
-        bridge("a", "other", reference("hs", None), Some("cfg2")),
-        bridge("a", "none", reference("hs", None), None),
-        bridge("b", "same-name", reference("hs", None), Some("cfg")),
-        elsewhere,
-    ]);
-    let cm = PartialObjectMeta::<ConfigMap> {
-        types: None,
-        metadata: ObjectMeta {
-            name: Some("cfg".into()),
-            namespace: Some("a".into()),
-            ..ObjectMeta::default()
-        },
-        _phantom: Default::default(),
-    };
-    assert_eq!(
-        names(bridges_of_config_map(&bridges, &cm)),
-        ["a/uses", "b/elsewhere"]
     );
 }
 

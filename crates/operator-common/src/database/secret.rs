@@ -41,7 +41,8 @@ pub fn read_secret(
         return Err(Problem::new(
             "SecretNotFound",
             format!(
-                "Secret {name} ({field}) does not exist: create it with the keys {}",
+                "Secret {name} ({field}) does not exist in this namespace (a database Secret \
+                 is always read from the object's own): create it with the keys {}",
                 REQUIRED_KEYS.join(", ")
             ),
         ));
