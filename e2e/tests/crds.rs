@@ -271,6 +271,9 @@ async fn names_and_quantities_are_checked_when_created() {
              accepts Cluster names of at most 50 characters"
         )
     };
+    let synapse_name = "spec.synapse.name must be a Synapse's name, a DNS-1035 label (lowercase \
+                        letters, digits and '-', starting with a letter and ending with a letter \
+                        or digit): it is also the value of the label synapse.opdev.io/synapse";
     let size = "spec.storage.size must be a quantity above 0 such as 10Gi or 500M (no space before \
                 the unit): it is what the data volume's PersistentVolumeClaim requests";
     let refused = [
@@ -309,6 +312,30 @@ async fn names_and_quantities_are_checked_when_created() {
         (
             object("MautrixSignal", &format!("p{}", a(29)), provisioned.clone()),
             cluster_fit("MautrixSignal", 29, "-mautrix-signal-pgsql"),
+        ),
+        (
+            object(
+                "Heisenbridge",
+                "dotted-synapse",
+                json!({"synapse": {"name": "my.synapse"}}),
+            ),
+            synapse_name.to_owned(),
+        ),
+        (
+            object(
+                "MautrixSignal",
+                "upper-synapse",
+                json!({"synapse": {"name": "Matrix"}}),
+            ),
+            synapse_name.to_owned(),
+        ),
+        (
+            object(
+                "MautrixSignal",
+                "long-synapse",
+                json!({"synapse": {"name": a(64)}}),
+            ),
+            "Too long: may not be more than 63".to_owned(),
         ),
         (
             object("Synapse", "sized", json!({"storage": {"size": "10 GB"}})),

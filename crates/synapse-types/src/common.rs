@@ -148,7 +148,12 @@ pub struct ConfigMapReference {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SynapseReference {
     /// Name of the Synapse object the bridge registers with.
-    #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "spec.synapse.name must be a Synapse's name, a DNS-1035 label (lowercase letters, \
+         digits and '-', starting with a letter and ending with a letter or digit): it is also \
+         the value of the label synapse.opdev.io/synapse"
+    ))]
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
 
     /// Namespace of the Synapse object. When empty, the bridge's own namespace is used.

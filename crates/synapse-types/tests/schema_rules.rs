@@ -575,3 +575,26 @@ fn resources_are_quantities_and_limits_cover_requests() {
         );
     }
 }
+
+#[test]
+fn a_bridge_names_its_synapse_by_a_synapse_name() {
+    for kind in ["Heisenbridge", "MautrixSignal"] {
+        let naming = |synapse: &str| {
+            let mut object = object_named(kind, "bridge");
+            object["spec"]["synapse"] = json!({"name": synapse});
+            object
+        };
+        for valid in ["hs", "matrix-1", &"a".repeat(63)] {
+            accepted(kind, &naming(valid));
+        }
+        for invalid in ["my.synapse", "Matrix", "1hs", "hs-", "a_b"] {
+            refused(
+                kind,
+                &naming(invalid),
+                "spec.synapse.name must be a Synapse's name, a DNS-1035 label (lowercase \
+                 letters, digits and '-', starting with a letter and ending with a letter or \
+                 digit): it is also the value of the label synapse.opdev.io/synapse",
+            );
+        }
+    }
+}
