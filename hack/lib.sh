@@ -24,6 +24,7 @@ tool_dir() {
     helm) version="${HELM_VERSION}" ;;
     cnpg) version="${CNPG_VERSION}" ;;
     gatewayapi) version="${GATEWAY_API_VERSION}" ;;
+    certmanager) version="${CERT_MANAGER_VERSION}" ;;
     *) echo "unknown tool ${name}" >&2; return 1 ;;
   esac
   echo "${TOOLS_CACHE}/${name}-${version}"
@@ -39,6 +40,12 @@ cnpg_crd_path() {
 # (hack/cluster installs them into the plane).
 gateway_api_crd_dir() {
   tool_dir gatewayapi
+}
+
+# cert-manager's CRDs at the pinned version, fetched by hack/build-tools (hack/cluster installs
+# them into the plane).
+cert_manager_crd_dir() {
+  tool_dir certmanager
 }
 
 log() {

@@ -7,6 +7,7 @@ use e2e::{TestNamespace, client, pinned_version, repo_root, run, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
@@ -35,6 +36,54 @@ async fn server_and_clients_report_the_pinned_versions() {
 
     let helm = run("helm", &["version", "--template", "{{.Version}}"]).await;
     assert_eq!(helm, pinned_version("HELM_VERSION"), "helm on PATH");
+}
+
+/// The Gateway API's standard channel at the pinned release and cert-manager's CRDs are installed
+/// and served, as in a cluster that has them.
+#[tokio::test]
+async fn the_gateway_api_and_cert_manager_crds_are_served() {
+    let crds = Api::<CustomResourceDefinition>::all(client().await);
+    let established = |crd: &CustomResourceDefinition| {
+        crd.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+    };
+    for name in [
+        "referencegrants.gateway.networking.k8s.io",
+        "httproutes.gateway.networking.k8s.io",
+        "gateways.gateway.networking.k8s.io",
+    ] {
+        let crd = crds
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let annotations = crd.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations.get("gateway.networking.k8s.io/bundle-version"),
+            Some(&pinned_version("GATEWAY_API_VERSION")),
+            "{name}"
+        );
+        assert_eq!(
+            annotations
+                .get("gateway.networking.k8s.io/channel")
+                .map(String::as_str),
+            Some("standard")
+        );
+        assert!(established(&crd), "{name} is not established");
+    }
+    for name in [
+        "certificates.cert-manager.io",
+        "clusterissuers.cert-manager.io",
+    ] {
+        let crd = crds
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(established(&crd), "{name} is not established");
+    }
 }
 
 #[tokio::test]
