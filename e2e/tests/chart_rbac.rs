@@ -158,6 +158,20 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
     .await;
     wait_running(&api, "cm").await;
     wait_event(&client, &ns.name, "cm", "Normal", "Running").await;
+    // Installed for this namespace only, a ConfigMap elsewhere is refused without a request (a
+    // Forbidden would fail the test) and without a ReferenceGrant rule.
+    create_synapse(
+        &api,
+        "elsewhere",
+        json!({"homeserver": {"configMap": {"name": "hs-config", "namespace": "default"}}}),
+    )
+    .await;
+    let refused = wait_failed(&api, "elsewhere", "ReferenceNotGranted").await;
+    let message = refused["status"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("installed for namespace {} only", ns.name)),
+        "{message}"
+    );
     // Switching the deletion policy gives the retained PVC and Secret their owner.
     patch_spec(&api, "values", json!({"deletionPolicy": "Delete"})).await;
     wait_for(TIMEOUT, "the data PVC owned by its Synapse", || async {
