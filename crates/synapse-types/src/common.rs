@@ -139,7 +139,8 @@ pub struct ConfigMapReference {
     #[schemars(length(min = 1))]
     pub name: String,
 
-    /// Namespace of the ConfigMap. When empty, the namespace of this object is used.
+    /// Namespace of the ConfigMap. When empty, the namespace of this object is used. Another
+    /// namespace is read only when a ReferenceGrant (gateway.networking.k8s.io) there allows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }

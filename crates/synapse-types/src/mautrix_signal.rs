@@ -89,7 +89,8 @@ pub struct MautrixSignalSpec {
     /// It is used as a base and never modified: the operator sets the keys it owns (the
     /// homeserver, the app-service address, listener, id and tokens, and the database unless
     /// yours is PostgreSQL) and keeps the rest. A legacy (signald-era or pre-bridgev2) file is
-    /// migrated to today's format; the ConfigMigrated condition lists what had no equivalent.
+    /// migrated to today's format; the ConfigMigrated condition lists what had no equivalent,
+    /// and the example permissions it replaced with the original operator's for the server.
     /// When absent, the operator writes the whole configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapReference>,
