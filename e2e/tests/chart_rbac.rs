@@ -586,8 +586,12 @@ async fn a_missing_rule_becomes_a_condition_and_an_event_and_recovers() {
         "the condition says what is missing: {message}"
     );
     under.operator.assert_running();
+    // Counted once the reconciliation returns, just after its status is written.
     let errors = "synapse_operator_reconciliation_errors_total";
-    assert!(under.operator.metric(errors).unwrap_or_default() >= 1.0);
+    wait_for(TIMEOUT, "the refusal counted as an error", || async {
+        (under.operator.metric(errors).unwrap_or_default() >= 1.0).then_some(())
+    })
+    .await;
 
     // Granting the permission again recovers without any other step.
     set_verb(&client, &ns.name, "deployments", "patch", true).await;
