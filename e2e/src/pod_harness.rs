@@ -31,6 +31,7 @@ pub mod images;
 pub mod materialize;
 pub mod netns;
 pub mod plan;
+pub mod proxy;
 pub mod relay;
 pub mod rootfs;
 
@@ -150,6 +151,8 @@ pub struct Scenario {
     dir: PathBuf,
     netns: Arc<NetNs>,
     services: Vec<ServiceName>,
+    /// Extra names that resolve to 127.0.0.1 ([`Scenario::add_host`]).
+    hosts: Vec<String>,
     programs: Programs,
     requirements_dir: PathBuf,
     next_pod: AtomicUsize,
@@ -202,6 +205,7 @@ impl Scenario {
             dir,
             netns: Arc::new(netns),
             services: Vec::new(),
+            hosts: Vec::new(),
             programs,
             requirements_dir,
             next_pod: AtomicUsize::new(0),
@@ -216,6 +220,19 @@ impl Scenario {
     /// resolve to 127.0.0.1 in the pods started afterwards.
     pub fn add_service(&mut self, namespace: &str, name: &str) {
         self.services.push(ServiceName::new(namespace, name));
+    }
+
+    /// Makes the host name `name` (e.g. `matrix.a.test`) resolve to 127.0.0.1 in the pods started
+    /// afterwards: external DNS pointing a public name at the cluster's Gateway, which a proxy on
+    /// 127.0.0.1 stands in for (see [`proxy`]).
+    pub fn add_host(&mut self, name: &str) -> Result<(), Error> {
+        if !hosts::valid_host_name(name) {
+            return Err(Error::Spec(format!(
+                "{name:?} is not a host name for /etc/hosts"
+            )));
+        }
+        self.hosts.push(name.to_string());
+        Ok(())
     }
 
     pub fn netns(&self) -> &NetNs {
@@ -320,7 +337,7 @@ impl Scenario {
         let hosts = dir.join("hosts");
         fs::write(
             &hosts,
-            hosts::render(&plan.hostname, &plan.namespace, &self.services),
+            hosts::render(&plan.hostname, &plan.namespace, &self.services, &self.hosts),
         )
         .map_err(io(format!("write {}", hosts.display())))?;
         fs::set_permissions(&hosts, fs::Permissions::from_mode(0o644))

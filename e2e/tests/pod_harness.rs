@@ -221,6 +221,7 @@ fn renders_the_hosts_file_for_the_fixture_pod() {
             ServiceName::new("fx", "synapse"),
             ServiceName::new("db", "pg"),
         ],
+        &[],
     );
     let lines: Vec<_> = hosts.lines().collect();
     assert!(lines.contains(&"127.0.0.1\tlocalhost"), "{hosts}");
