@@ -141,6 +141,20 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
     )
     .await;
     wait_running(&api, "values").await;
+    // Exposed through the Gateway API: the HTTPRoute applied (created), then deleted again.
+    let expose = json!({"host": "values.example.org", "gateway": {"parentRefs": [{"name": "gw"}]}});
+    patch_spec(&api, "values", json!({"expose": expose})).await;
+    wait_synapse(&api, "values", "Exposed", |s| {
+        condition_state(s, "Exposed") == ("True".into(), "Routed".into())
+    })
+    .await;
+    patch_spec(&api, "values", json!({"expose": null})).await;
+    wait_synapse(&api, "values", "no longer Exposed", |s| {
+        s["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| !c.iter().any(|c| c["type"] == "Exposed"))
+    })
+    .await;
     // ConfigMap mode, first with bad input: the ConfigMap is missing, then it appears.
     create_synapse(
         &api,

@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource, ResourceExt as _};
 use serde::Serialize;
@@ -35,6 +35,10 @@ impl<K> Applicable for K where
         + Debug
 {
 }
+
+/// The API server does not serve a kind (its CRD is not installed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotServed;
 
 /// Writes as one operator.
 #[derive(Clone)]
@@ -87,6 +91,31 @@ impl Applier {
         if existing.is_some_and(|existing| is_applied(desired, existing)) {
             return Ok(None);
         }
+        self.patch_apply(desired)
+            .await
+            .map(Some)
+            .map_err(api_error(Self::describe("apply", desired)))
+    }
+
+    /// [`Applier::apply`] of a kind another project's CRD defines: `Ok(Err(NotServed))` when the
+    /// API server does not serve the kind (its CRD is not installed).
+    pub async fn apply_if_served<K: Applicable>(
+        &self,
+        desired: &K,
+        existing: Option<&impl Serialize>,
+    ) -> Result<Result<Option<K>, NotServed>, Error> {
+        if existing.is_some_and(|existing| is_applied(desired, existing)) {
+            return Ok(Ok(None));
+        }
+        match self.patch_apply(desired).await {
+            Ok(stored) => Ok(Ok(Some(stored))),
+            // An apply creates a missing object: a 404 means the kind is not served.
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Err(NotServed)),
+            Err(error) => Err(api_error(Self::describe("apply", desired))(error)),
+        }
+    }
+
+    async fn patch_apply<K: Applicable>(&self, desired: &K) -> Result<K, kube::Error> {
         let namespace = desired.namespace().unwrap_or_default();
         self.api::<K>(&namespace)
             .patch(
@@ -95,8 +124,22 @@ impl Applier {
                 &Patch::Apply(desired),
             )
             .await
-            .map(Some)
-            .map_err(api_error(Self::describe("apply", desired)))
+    }
+
+    /// Deletes the `K` `name` in `namespace`; one already gone is no error.
+    pub async fn delete<K: Applicable>(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        match self
+            .api::<K>(namespace)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(error) => Err(api_error(format!(
+                "delete {} {namespace}/{name}",
+                K::kind(&())
+            ))(error)),
+        }
     }
 
     /// Applies the Deployment `desired` unless `cached` holds it; returns where its rollout

@@ -16,6 +16,7 @@ use synapse_types::Synapse;
 
 use crate::appservice::Decision;
 use crate::names;
+use crate::public::Public;
 use crate::render::{OverlayDatabase, OverlayInput, paths, render_log_config, render_overlay};
 use crate::resolve::ResolvedConfig;
 use crate::workload::{
@@ -146,6 +147,7 @@ fn config_files(
         user_app_service_files: config.facts.app_service_config_files.clone(),
         bridge_registration_files: registrations.iter().map(RegistrationMount::path).collect(),
         database,
+        public_baseurl: config.public.as_ref().map(Public::base_url),
     });
     BTreeMap::from([
         (

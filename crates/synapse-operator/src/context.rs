@@ -6,6 +6,8 @@ use kube::runtime::reflector::Store;
 use operator_common::pipeline::Pipeline;
 use operator_common::wiring::Owned;
 
+use crate::http_route::HTTPRoute;
+
 /// The objects a reconciliation reads without a request.
 #[derive(Clone)]
 pub struct Caches {
@@ -14,6 +16,9 @@ pub struct Caches {
     /// The bridges' registration Secrets, labelled with the Synapse they are offered to.
     pub registrations: Store<Secret>,
     pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
+    /// The HTTPRoutes of exposed Synapses. Empty while the Gateway API CRDs are missing, so not
+    /// awaited at start: a route found later triggers its Synapse again.
+    pub routes: Store<HTTPRoute>,
 }
 
 /// What a reconciliation runs with.

@@ -17,6 +17,7 @@ use synapse_types::contract::LABEL_REGISTERED_WITH;
 
 use crate::context::{Caches, Context};
 use crate::database::database_source;
+use crate::http_route::HTTPRoute;
 use crate::reconcile::reconcile;
 use crate::status::EVENTS;
 
@@ -31,18 +32,20 @@ pub async fn run(runtime: Runtime) {
         watcher::Config::default().labels(LABEL_REGISTERED_WITH),
     );
     filled.add(&registrations);
+    let (routes, route_triggers) = cache(runtime.api::<HTTPRoute>(), runtime.managed_objects());
     let inputs = wiring::inputs(&runtime);
     let caches = Caches {
         owned,
         registrations,
         claims,
+        routes,
     };
     let pipeline = Pipeline::of(&runtime, EVENTS);
     let context = Arc::new(Context { pipeline, caches });
     run_controller(
         &runtime,
         move |controller: Controller<Synapse>| {
-            let controller = owned_triggers.wire(controller);
+            let controller = owned_triggers.wire(controller).owns_stream(route_triggers);
             let controller = storage_triggers
                 .wire(controller, database_source)
                 .watches_stream(registration_triggers, |secret| {

@@ -25,6 +25,15 @@ pub struct HomeserverFacts {
     pub inline_secrets: InlineSecrets,
     /// Whether the file has its own `database` section (used as written when it does).
     pub has_database: bool,
+    /// The public settings the file sets itself, which `spec.expose` must agree with.
+    pub public: PublicSettings,
+}
+
+/// `public_baseurl` and `serve_server_wellknown` as a user's file sets them (`None`: unset).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublicSettings {
+    pub public_baseurl: Option<String>,
+    pub serve_server_wellknown: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -122,6 +131,14 @@ pub fn read_homeserver_file(text: &str) -> Result<HomeserverFacts, HomeserverFil
         has_database: doc
             .get("database")
             .is_some_and(|v| !matches!(v, Value::Null)),
+        public: PublicSettings {
+            public_baseurl: match doc.get("public_baseurl") {
+                Some(Value::Str(url)) => Some(url.clone()),
+                _ => None,
+            },
+            // Synapse reads it with Python truthiness.
+            serve_server_wellknown: doc.get("serve_server_wellknown").map(Value::is_truthy),
+        },
     })
 }
 

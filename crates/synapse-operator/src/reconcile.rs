@@ -16,9 +16,9 @@ use crate::context::Context;
 use crate::homeserver_secret::complete_homeserver_secrets;
 use crate::names::{APP_NAME, client_url};
 use crate::status::{Outcome, converged};
-use crate::{build, database, fetch, resolve};
+use crate::{build, database, expose, fetch, resolve};
 
-/// Reconciles one Synapse: fetch → validate → database → build → apply → status.
+/// Reconciles one Synapse: fetch → validate → database → build → apply → expose → status.
 pub async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, Error> {
     let synapse = ctx.pipeline.current(synapse);
     let outcome = match Subject::of(synapse.as_ref(), APP_NAME, ctx.field_manager()) {
@@ -79,7 +79,9 @@ async fn converge(
     applier
         .apply(&desired.service, inputs.service.as_deref())
         .await?;
+    let exposure = expose::converge(applier, synapse, subject, &config, inputs.route).await?;
     let deployed = Outcome::Deployed {
+        exposure: &exposure,
         config: &config,
         database: &database,
         client_url: client_url(&subject.name, &subject.namespace, config.facts.client_port),

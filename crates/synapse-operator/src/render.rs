@@ -71,6 +71,8 @@ pub struct OverlayInput {
     pub bridge_registration_files: Vec<String>,
     /// The `database` section the overlay sets, if any.
     pub database: OverlayDatabase,
+    /// With `spec.expose`: the public URL, and Synapse answers `/.well-known/matrix/*` itself.
+    pub public_baseurl: Option<String>,
 }
 
 /// The database the overlay gives Synapse.
@@ -127,6 +129,10 @@ pub fn render_overlay(input: &OverlayInput) -> String {
         if !inline {
             config[option] = json!(secret(key));
         }
+    }
+    if let Some(url) = &input.public_baseurl {
+        config["public_baseurl"] = json!(url);
+        config["serve_server_wellknown"] = json!(true);
     }
     match &input.database {
         OverlayDatabase::Base => {}

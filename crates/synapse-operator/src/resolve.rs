@@ -11,6 +11,7 @@ use operator_common::input::{ConfigMapInput, InputProblem};
 use crate::homeserver_file::{
     DEFAULT_CLIENT_PORT, HomeserverFacts, HomeserverFileError, InlineSecrets, read_homeserver_file,
 };
+use crate::public::{ExposeProblem, Public, public};
 use crate::render::{Values, render_values_homeserver};
 
 /// Key of the input ConfigMap that holds the user's configuration.
@@ -22,6 +23,8 @@ pub struct ResolvedConfig {
     /// The base file: the user's bytes unchanged, or the one rendered from values.
     pub base_file: String,
     pub facts: HomeserverFacts,
+    /// What `spec.expose` makes public, if it is set.
+    pub public: Option<Public>,
 }
 
 impl ResolvedConfig {
@@ -38,6 +41,8 @@ impl ResolvedConfig {
 /// A configuration the operator cannot use; the message says what to change.
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum ConfigProblem {
+    #[error(transparent)]
+    Expose(#[from] ExposeProblem),
     #[error(transparent)]
     ReferenceNotGranted(#[from] NotGranted),
     #[error(
@@ -72,7 +77,9 @@ pub enum ConfigProblem {
 
 impl ConfigProblem {
     /// Every reason [`ConfigProblem::reason`] gives.
-    pub const REASONS: [&'static str; 10] = [
+    pub const REASONS: [&'static str; 12] = [
+        "ExposedServerNameHasPort",
+        "ExposureConflict",
         REFERENCE_NOT_GRANTED,
         "ConfigMapNotFound",
         "HomeserverYamlMissing",
@@ -89,6 +96,7 @@ impl ConfigProblem {
     pub fn reason(&self) -> &'static str {
         match self {
             ConfigProblem::ReferenceNotGranted(_) => REFERENCE_NOT_GRANTED,
+            ConfigProblem::Expose(problem) => problem.reason(),
             ConfigProblem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
             ConfigProblem::MissingHomeserverKey { .. } => "HomeserverYamlMissing",
             ConfigProblem::InvalidHomeserverFile { error, .. } => match error {
@@ -120,7 +128,14 @@ pub fn config(
         .and_then(|h| h.server_name.as_deref());
     let input = inputs.config_map.as_ref();
     let config = resolve(&synapse.spec.homeserver, input, recorded)?;
-    check_database(config, input, operator_database)
+    let mut config = check_database(config, input, operator_database)?;
+    let facts = &config.facts;
+    config.public = public(
+        synapse.spec.expose.as_ref(),
+        &facts.server_name,
+        &facts.public,
+    )?;
+    Ok(config)
 }
 
 /// Resolves the configuration. `recorded_server_name` is the name in the current status: once a
@@ -182,7 +197,9 @@ fn from_values(values: &Values) -> ResolvedConfig {
             app_service_config_files: Vec::new(),
             inline_secrets: InlineSecrets::default(),
             has_database: true,
+            public: Default::default(),
         },
+        public: None,
     }
 }
 
@@ -202,6 +219,7 @@ fn from_config_map(input: &ConfigMapInput) -> Result<ResolvedConfig, ConfigProbl
         Ok(facts) => Ok(ResolvedConfig {
             base_file: text,
             facts,
+            public: None,
         }),
         Err(error) => Err(ConfigProblem::InvalidHomeserverFile {
             namespace,

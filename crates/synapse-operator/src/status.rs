@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use operator_common::conditions::{ConditionStatus, ConditionUpdate, set_condition};
-use operator_common::database::{Problem, Readiness};
+use operator_common::database::{CRD_RETRY, Problem, Readiness};
 use operator_common::events::{EventPolicy, Notice};
 use operator_common::pipeline::Converged;
 use operator_common::rollout::Rollout;
@@ -13,12 +13,14 @@ use synapse_types::contract::AppServiceState;
 use synapse_types::synapse::SynapseStatus;
 
 use crate::appservice::Decision;
+use crate::expose::Exposure;
+use crate::public::Public;
 use crate::resolve::{ConfigProblem, ResolvedConfig};
 
 /// The Events of a Synapse: every change of `Ready` (its progress included) and of
 /// `DatabaseReady`; a Warning for what the user must act on.
 pub const EVENTS: EventPolicy = EventPolicy {
-    conditions: &[CONDITION_READY, CONDITION_DATABASE_READY],
+    conditions: &[CONDITION_READY, CONDITION_DATABASE_READY, CONDITION_EXPOSED],
     is_warning,
     announce_progress: true,
 };
@@ -27,6 +29,7 @@ pub const EVENTS: EventPolicy = EventPolicy {
 fn is_warning(condition: &Condition) -> bool {
     condition.status != "True"
         && (condition.type_ == CONDITION_DATABASE_READY
+            || condition.type_ == CONDITION_EXPOSED
             || condition.reason == REASON_ROLLOUT_FAILED
             || ConfigProblem::REASONS.contains(&condition.reason.as_str()))
 }
@@ -44,6 +47,10 @@ pub fn converged(synapse: &Synapse, outcome: &Outcome<'_>, now: Time) -> Converg
     );
     let requeue = match outcome {
         Outcome::WaitingForDatabase { database, .. } => database.retry_after(),
+        Outcome::Deployed {
+            exposure: Exposure::GatewayApiMissing(_),
+            ..
+        } => Some(CRD_RETRY),
         _ => None,
     };
     Converged {
@@ -84,6 +91,9 @@ fn app_service_notices(before: Option<&SynapseStatus>, after: &SynapseStatus) ->
         .collect()
 }
 
+/// Condition type: with `spec.expose`, the Synapse is routed from outside the cluster.
+pub const CONDITION_EXPOSED: &str = "Exposed";
+
 /// Condition type: a rollout of the current configuration is under way.
 pub const CONDITION_PROGRESSING: &str = "Progressing";
 
@@ -99,6 +109,7 @@ pub enum Outcome<'a> {
     },
     /// The workload for `config`, with the accepted app services of `app_services`, was applied.
     Deployed {
+        exposure: &'a Exposure,
         config: &'a ResolvedConfig,
         database: &'a Readiness,
         client_url: String,
@@ -166,12 +177,14 @@ pub fn next_status(
             (verdict, Some((*database).clone()))
         }
         Outcome::Deployed {
+            exposure,
             config,
             database,
             client_url,
             rollout,
             app_services,
         } => {
+            publish_exposure(&mut status, exposure, generation, now.clone());
             status.homeserver_configuration = Some(config.status());
             status.client_url = Some(client_url.clone());
             status.app_services = app_services.statuses.clone();
@@ -210,6 +223,57 @@ pub fn next_status(
     status.state = state;
     status.reason = reason;
     status
+}
+
+/// The `Exposed` condition and the public URLs; neither without `spec.expose`.
+fn publish_exposure(
+    status: &mut SynapseStatus,
+    exposure: &Exposure,
+    generation: Option<i64>,
+    now: Time,
+) {
+    let (condition_status, reason, message, public) = match exposure {
+        Exposure::Off => {
+            status.conditions.retain(|c| c.type_ != CONDITION_EXPOSED);
+            status.public_client_url = None;
+            status.federation_endpoint = None;
+            return;
+        }
+        Exposure::Routed(public) => (
+            ConditionStatus::True,
+            "Routed",
+            format!(
+                "the HTTPRoute routes {} and the .well-known of {} to Synapse through your                  Gateway: clients use {}, other servers {}",
+                public.host,
+                public.server_name,
+                public.base_url(),
+                public.federation_endpoint()
+            ),
+            Some(public),
+        ),
+        Exposure::GatewayApiMissing(_) => (
+            ConditionStatus::False,
+            "GatewayAPIMissing",
+            format!(
+                "the cluster serves no HTTPRoute (gateway.networking.k8s.io/v1): install the                  Gateway API CRDs (standard channel) and a Gateway; looking again every {}s",
+                CRD_RETRY.as_secs()
+            ),
+            None,
+        ),
+    };
+    status.public_client_url = public.map(Public::base_url);
+    status.federation_endpoint = public.map(Public::federation_endpoint);
+    set_condition(
+        &mut status.conditions,
+        ConditionUpdate {
+            type_: CONDITION_EXPOSED,
+            status: condition_status,
+            reason,
+            message: &message,
+            observed_generation: generation,
+        },
+        now,
+    );
 }
 
 fn rollout_verdict(rollout: &Rollout) -> Verdict {

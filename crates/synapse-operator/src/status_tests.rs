@@ -1,6 +1,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::*;
+use crate::expose::Exposure;
 use crate::resolve::resolve;
 
 fn values_config() -> ResolvedConfig {
@@ -23,6 +24,7 @@ fn at(seconds: i64) -> Time {
 fn running_status_and_steady_state_equality() {
     let config = values_config();
     let outcome = Outcome::Deployed {
+        exposure: &Exposure::Off,
         config: &config,
         client_url: "http://hs.ns.svc:8008".into(),
         database: &Readiness::Sqlite,
@@ -49,6 +51,7 @@ fn a_problem_fails_and_keeps_the_running_configuration() {
         None,
         Some(1),
         &Outcome::Deployed {
+            exposure: &Exposure::Off,
             config: &config,
             client_url: "http://hs.ns.svc:8008".into(),
             database: &Readiness::Sqlite,
@@ -140,6 +143,7 @@ fn a_ready_database_is_published_without_its_password_and_kept_when_it_falters()
         None,
         Some(1),
         &Outcome::Deployed {
+            exposure: &Exposure::Off,
             config: &config,
             database: &ready_db,
             client_url: "http://hs.ns.svc:8008".into(),

@@ -4,6 +4,7 @@
 
 pub mod common;
 pub mod contract;
+pub mod expose;
 pub mod heisenbridge;
 pub mod mautrix_signal;
 pub mod synapse;

@@ -14,6 +14,7 @@ use crate::common::{
     name_is_dns_label,
 };
 use crate::contract::AppServiceStatus;
+use crate::expose::Expose;
 
 /// CEL rule: a Matrix server name is a DNS name, an IPv4 literal or a bracketed IPv6 literal,
 /// optionally followed by `:port` (Matrix specification, appendix "Server Name").
@@ -193,6 +194,12 @@ pub struct SynapseSpec {
     /// Delete removes them with the Synapse.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Reach this Synapse from outside the cluster: its public host, routed by the Gateway API,
+    /// with `.well-known` delegation from the server name. Without it the Synapse is reachable
+    /// inside the cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<Expose>,
 }
 
 /// The data volume of a Synapse.
@@ -313,6 +320,16 @@ pub struct SynapseStatus {
     /// http://NAME.NAMESPACE.svc:8008). Bridges connect to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_url: Option<String>,
+
+    /// With `spec.expose`: the public URL of the client API (`https://HOST/`), what clients
+    /// are told by `/.well-known/matrix/client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_client_url: Option<String>,
+
+    /// With `spec.expose`: where other servers reach the federation API (`HOST:443`), what
+    /// `/.well-known/matrix/server` delegates to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation_endpoint: Option<String>,
 
     /// The bridges deployed for this Synapse (kept from the original operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]

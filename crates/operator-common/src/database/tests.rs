@@ -268,6 +268,7 @@ fn a_secret_triggers_the_objects_whose_database_it_is() {
                 storage: None,
                 resources: None,
                 deletion_policy: Default::default(),
+                expose: None,
             },
         );
         synapse.metadata.namespace = Some(namespace.into());

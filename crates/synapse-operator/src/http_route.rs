@@ -1,0 +1,118 @@
+//! The Gateway API's HTTPRoute (`gateway.networking.k8s.io/v1`), only the fields the operator
+//! writes, and the one route of an exposed Synapse. Hand-written: the `gateway-api` crate is
+//! built on an older kube than ours. Pure.
+
+use kube::CustomResource;
+use kube::api::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use synapse_types::expose::Expose;
+
+/// The paths Synapse serves publicly: the client and federation APIs (`/_matrix`), Synapse's
+/// own client pages (password reset, SSO, consent: `/_synapse/client`) and the `.well-known`
+/// delegation.
+pub const PUBLIC_PATHS: [&str; 3] = ["/_matrix", "/_synapse/client", "/.well-known/matrix"];
+
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[kube(
+    group = "gateway.networking.k8s.io",
+    version = "v1",
+    kind = "HTTPRoute",
+    namespaced,
+    schema = "disabled"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteSpec {
+    #[serde(default)]
+    pub parent_refs: Vec<RouteParentRef>,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<RouteRule>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRule {
+    #[serde(default)]
+    pub matches: Vec<RouteMatch>,
+    #[serde(default)]
+    pub backend_refs: Vec<BackendRef>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct PathMatch {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub value: String,
+}
+
+/// A Service of the route's namespace.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct BackendRef {
+    pub name: String,
+    pub port: u16,
+}
+
+/// The route of an exposed Synapse: its public host, and the server name's host when it
+/// differs (for the `.well-known` delegation, and federation when the server name's host
+/// answers it), to the Synapse Service `service` on `port`.
+pub fn desired(
+    meta: ObjectMeta,
+    expose: &Expose,
+    server_name: &str,
+    service: &str,
+    port: u16,
+) -> HTTPRoute {
+    let mut hostnames = vec![expose.host.clone()];
+    if server_name != expose.host {
+        hostnames.push(server_name.to_owned());
+    }
+    let parent_refs = expose
+        .gateway
+        .parent_refs
+        .iter()
+        .map(|parent| RouteParentRef {
+            name: parent.name.clone(),
+            namespace: parent.namespace.clone(),
+            section_name: parent.section_name.clone(),
+        })
+        .collect();
+    let matches = PUBLIC_PATHS
+        .iter()
+        .map(|path| RouteMatch {
+            path: PathMatch {
+                type_: "PathPrefix".into(),
+                value: (*path).into(),
+            },
+        })
+        .collect();
+    HTTPRoute {
+        metadata: meta,
+        spec: HTTPRouteSpec {
+            parent_refs,
+            hostnames,
+            rules: vec![RouteRule {
+                matches,
+                backend_refs: vec![BackendRef {
+                    name: service.to_owned(),
+                    port,
+                }],
+            }],
+        },
+    }
+}

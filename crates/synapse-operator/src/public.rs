@@ -1,0 +1,150 @@
+//! What `spec.expose` makes public, and the problems that stop it: Synapse's public URL, the
+//! federation endpoint its `.well-known` announces, and the settings a user's own file must
+//! agree with. Pure.
+
+use synapse_types::expose::Expose;
+
+use crate::homeserver_file::PublicSettings;
+
+/// A Synapse reachable from outside the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Public {
+    /// The public host of the client and federation APIs.
+    pub host: String,
+    /// The Matrix server name, whose host the `.well-known` delegation is served on.
+    pub server_name: String,
+}
+
+impl Public {
+    /// Synapse's `public_baseurl`: what clients are told to use.
+    pub fn base_url(&self) -> String {
+        format!("https://{}/", self.host)
+    }
+
+    /// What Synapse's `/.well-known/matrix/server` answers (`serve_server_wellknown`): its server
+    /// name on port 443, where the route also takes federation.
+    pub fn federation_endpoint(&self) -> String {
+        format!("{}:443", self.server_name)
+    }
+}
+
+/// Why `spec.expose` cannot be applied as asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExposeProblem {
+    #[error(
+        "spec.expose needs a server name without a port, but it is {0:?}: a server name with a \
+         port is reached at that port directly, never through .well-known on port 443; remove \
+         spec.expose and route that port yourself"
+    )]
+    ServerNameWithPort(String),
+    #[error(
+        "your homeserver.yaml sets {key}: {found}, but spec.expose needs {wanted}: remove the key \
+         from your file (the operator sets it) or make it {wanted}"
+    )]
+    Conflict {
+        key: &'static str,
+        found: String,
+        wanted: String,
+    },
+}
+
+impl ExposeProblem {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ExposeProblem::ServerNameWithPort(_) => "ExposedServerNameHasPort",
+            ExposeProblem::Conflict { .. } => "ExposureConflict",
+        }
+    }
+}
+
+/// What `expose` makes public for `server_name`, checked against the settings the user's own
+/// file makes (`own`; default for values mode).
+pub fn public(
+    expose: Option<&Expose>,
+    server_name: &str,
+    own: &PublicSettings,
+) -> Result<Option<Public>, ExposeProblem> {
+    let Some(expose) = expose else {
+        return Ok(None);
+    };
+    if server_name.contains(':') {
+        return Err(ExposeProblem::ServerNameWithPort(server_name.to_owned()));
+    }
+    let public = Public {
+        host: expose.host.clone(),
+        server_name: server_name.to_owned(),
+    };
+    // Synapse adds the trailing slash itself.
+    if let Some(found) = &own.public_baseurl
+        && found.trim_end_matches('/') != public.base_url().trim_end_matches('/')
+    {
+        return Err(ExposeProblem::Conflict {
+            key: "public_baseurl",
+            found: found.clone(),
+            wanted: public.base_url(),
+        });
+    }
+    if own.serve_server_wellknown == Some(false) {
+        return Err(ExposeProblem::Conflict {
+            key: "serve_server_wellknown",
+            found: "false".into(),
+            wanted: "true".into(),
+        });
+    }
+    Ok(Some(public))
+}
+
+#[cfg(test)]
+mod tests {
+    use synapse_types::expose::Gateway;
+
+    use super::*;
+
+    fn expose(host: &str) -> Expose {
+        Expose {
+            host: host.into(),
+            gateway: Gateway::default(),
+        }
+    }
+
+    #[test]
+    fn the_public_face_follows_the_host_and_the_server_name() {
+        let own = PublicSettings::default();
+        assert_eq!(public(None, "example.com", &own), Ok(None));
+        let public = public(Some(&expose("matrix.example.com")), "example.com", &own)
+            .unwrap()
+            .unwrap();
+        assert_eq!(public.base_url(), "https://matrix.example.com/");
+        assert_eq!(public.federation_endpoint(), "example.com:443");
+    }
+
+    #[test]
+    fn a_server_name_with_a_port_or_a_conflicting_file_is_refused() {
+        let own = PublicSettings::default();
+        let refused = public(Some(&expose("m.example.com")), "example.com:8448", &own);
+        assert_eq!(refused.unwrap_err().reason(), "ExposedServerNameHasPort");
+
+        let same = PublicSettings {
+            public_baseurl: Some("https://m.example.com".into()),
+            serve_server_wellknown: Some(true),
+        };
+        assert!(public(Some(&expose("m.example.com")), "example.com", &same).is_ok());
+        let other = PublicSettings {
+            public_baseurl: Some("https://chat.example.com/".into()),
+            serve_server_wellknown: None,
+        };
+        let conflict = public(Some(&expose("m.example.com")), "example.com", &other).unwrap_err();
+        assert_eq!(conflict.reason(), "ExposureConflict");
+        assert!(
+            conflict
+                .to_string()
+                .contains("public_baseurl: https://chat.example.com/")
+        );
+        let off = PublicSettings {
+            public_baseurl: None,
+            serve_server_wellknown: Some(false),
+        };
+        let conflict = public(Some(&expose("m.example.com")), "example.com", &off).unwrap_err();
+        assert!(conflict.to_string().contains("serve_server_wellknown"));
+    }
+}

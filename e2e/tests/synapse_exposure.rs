@@ -1,0 +1,139 @@
+//! `spec.expose` on the real apiserver (issue 15), with the Gateway API CRDs the plane installs:
+//! the HTTPRoute the operator writes is accepted by its real schema, follows the spec, and goes
+//! with the section; Synapse's public settings and the status follow; a user's own
+//! homeserver.yaml that disagrees is a condition.
+//!
+//! Needs the plane (`hack/cluster up`, `eval "$(hack/cluster env)"`).
+
+// Each test crate uses a different part of the shared helpers.
+#[allow(dead_code)]
+mod synapse_support;
+
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use synapse_support::{
+    Plane, TIMEOUT, condition_state, config_file, create_config_map, create_synapse, patch_spec,
+    wait_synapse,
+};
+
+fn routes(plane: &Plane) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(
+        plane.client.clone(),
+        &plane.ns.name,
+        &ApiResource::from_gvk(&gvk),
+    )
+}
+
+fn expose(host: &str) -> Value {
+    json!({
+        "host": host,
+        "gateway": {"parentRefs": [{"name": "public", "namespace": "gateways", "sectionName": "https"}]},
+    })
+}
+
+async fn wait_exposed(plane: &Plane, name: &str, host: &str) -> Value {
+    let url = format!("https://{host}/");
+    wait_synapse(&plane.synapses(), name, "Exposed and published", |s| {
+        condition_state(s, "Exposed") == ("True".into(), "Routed".into())
+            && s["status"]["publicClientUrl"] == url.as_str()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_exposed_synapse_gets_its_route_which_follows_the_spec_and_goes_with_it() {
+    let plane = Plane::start("syn-expose", "info").await;
+    let api = plane.synapses();
+    let mut spec =
+        json!({"homeserver": {"values": {"serverName": "example.com", "reportStats": false}}});
+    spec["expose"] = expose("matrix.example.com");
+    create_synapse(&api, "hs", spec).await;
+    let synapse = wait_exposed(&plane, "hs", "matrix.example.com").await;
+    assert_eq!(synapse["status"]["federationEndpoint"], "example.com:443");
+
+    // Stored by the apiserver under the Gateway API's own schema.
+    let route = serde_json::to_value(routes(&plane).get("hs").await.expect("the HTTPRoute"))
+        .expect("serializable");
+    let spec = &route["spec"];
+    assert_eq!(
+        spec["hostnames"],
+        json!(["matrix.example.com", "example.com"])
+    );
+    assert_eq!(spec["parentRefs"][0]["name"], "public");
+    assert_eq!(spec["parentRefs"][0]["namespace"], "gateways");
+    assert_eq!(spec["parentRefs"][0]["sectionName"], "https");
+    let rule = &spec["rules"][0];
+    assert_eq!(rule["backendRefs"][0]["name"], "hs");
+    assert_eq!(rule["backendRefs"][0]["port"], 8008);
+    assert_eq!(route["metadata"]["ownerReferences"][0]["name"], "hs");
+    let overlay = config_file(&plane.client, &plane.ns.name, "hs", "operator-overlay.yaml").await;
+    assert!(
+        overlay.contains(r#""public_baseurl": "https://matrix.example.com/""#),
+        "{overlay}"
+    );
+
+    // A new host: the route and the settings follow.
+    patch_spec(&api, "hs", json!({"expose": expose("chat.example.com")})).await;
+    wait_exposed(&plane, "hs", "chat.example.com").await;
+    let route = routes(&plane).get("hs").await.expect("the HTTPRoute");
+    assert_eq!(
+        route.data["spec"]["hostnames"],
+        json!(["chat.example.com", "example.com"])
+    );
+
+    // The section removed: the route goes, and the status forgets it.
+    patch_spec(&api, "hs", json!({"expose": null})).await;
+    let synapse = wait_synapse(&api, "hs", "no longer exposed", |s| {
+        s["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| !c.iter().any(|c| c["type"] == "Exposed"))
+    })
+    .await;
+    assert!(synapse["status"]["publicClientUrl"].is_null());
+    e2e::wait_for(TIMEOUT, "the HTTPRoute to be deleted", || async {
+        routes(&plane)
+            .get_opt("hs")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let overlay = config_file(&plane.client, &plane.ns.name, "hs", "operator-overlay.yaml").await;
+    assert!(!overlay.contains("public_baseurl"), "{overlay}");
+    plane.finish().await;
+}
+
+#[tokio::test]
+async fn a_users_file_that_disagrees_is_a_condition() {
+    let plane = Plane::start("syn-expose-cm", "info").await;
+    let file = "server_name: example.org\nreport_stats: false\npublic_baseurl: https://chat.example.org/\n\
+                listeners:\n  - port: 8008\n    type: http\n    resources: [{names: [client]}]\n";
+    create_config_map(
+        &plane.client,
+        &plane.ns.name,
+        "hs",
+        &[("homeserver.yaml", file)],
+    )
+    .await;
+    let api = plane.synapses();
+    create_synapse(
+        &api,
+        "hs",
+        json!({"homeserver": {"configMap": {"name": "hs"}}, "expose": expose("matrix.example.org")}),
+    )
+    .await;
+    let refused = synapse_support::wait_failed(&api, "hs", "ExposureConflict").await;
+    let message = refused["status"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("public_baseurl: https://chat.example.org/")
+            && message.contains("https://matrix.example.org/"),
+        "{message}"
+    );
+    // Agreeing, it is routed.
+    patch_spec(&api, "hs", json!({"expose": expose("chat.example.org")})).await;
+    wait_exposed(&plane, "hs", "chat.example.org").await;
+    plane.finish().await;
+}
