@@ -148,6 +148,20 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
         condition_state(s, "Exposed") == ("True".into(), "Routed".into())
     })
     .await;
+    // Then through an Ingress with a cert-manager Certificate: the route goes, they come.
+    let expose = json!({
+        "host": "values.example.org", "gateway": null, "ingress": {},
+        "tls": {"secretName": "values-tls", "issuer": {"name": "ca"}},
+    });
+    patch_spec(&api, "values", json!({"expose": expose})).await;
+    wait_for(TIMEOUT, "the Ingress and the Certificate", || async {
+        let ingress: Option<k8s_openapi::api::networking::v1::Ingress> =
+            get_opt(&client, &ns.name, "values").await;
+        let route = gateway_object(&client, &ns.name, "httproutes", "values").await;
+        let certificate = gateway_object(&client, &ns.name, "certificates", "values").await;
+        (ingress.is_some() && route.is_none() && certificate.is_some()).then_some(())
+    })
+    .await;
     patch_spec(&api, "values", json!({"expose": null})).await;
     wait_synapse(&api, "values", "no longer Exposed", |s| {
         s["status"]["conditions"]
@@ -533,6 +547,24 @@ async fn signal_operator_needs_exactly_its_chart_rules() {
 }
 
 /// Removes `verb` on `resource` from the Roles in `namespace` (the chart's), or puts it back.
+/// The HTTPRoute (`httproutes`) or cert-manager Certificate (`certificates`) `name`, if any.
+async fn gateway_object(
+    client: &Client,
+    namespace: &str,
+    plural: &str,
+    name: &str,
+) -> Option<DynamicObject> {
+    let (group, version, kind) = match plural {
+        "httproutes" => ("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        _ => ("cert-manager.io", "v1", "Certificate"),
+    };
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
+        .get_opt(name)
+        .await
+        .expect("read the object")
+}
+
 async fn set_verb(client: &Client, namespace: &str, resource: &str, verb: &str, granted: bool) {
     let roles = Api::<Role>::namespaced(client.clone(), namespace);
     for mut role in roles

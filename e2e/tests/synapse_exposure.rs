@@ -9,6 +9,7 @@
 #[allow(dead_code)]
 mod synapse_support;
 
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -135,5 +136,70 @@ async fn a_users_file_that_disagrees_is_a_condition() {
     // Agreeing, it is routed.
     patch_spec(&api, "hs", json!({"expose": expose("chat.example.org")})).await;
     wait_exposed(&plane, "hs", "chat.example.org").await;
+    plane.finish().await;
+}
+
+fn certificates(plane: &Plane) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate");
+    Api::namespaced_with(
+        plane.client.clone(),
+        &plane.ns.name,
+        &ApiResource::from_gvk(&gvk),
+    )
+}
+
+#[tokio::test]
+async fn an_ingress_and_its_certificate_are_accepted_and_give_way_to_a_route() {
+    let plane = Plane::start("syn-ingress", "info").await;
+    let api = plane.synapses();
+    let expose = json!({
+        "host": "matrix.example.net",
+        "ingress": {"className": "nginx", "annotations": {"example.org/body-size": "50m"}},
+        "tls": {"secretName": "hs-tls", "issuer": {"name": "letsencrypt", "kind": "ClusterIssuer"}},
+    });
+    create_synapse(
+        &api,
+        "hs",
+        json!({"homeserver": {"values": {"serverName": "example.net", "reportStats": false}}, "expose": expose}),
+    )
+    .await;
+    wait_exposed(&plane, "hs", "matrix.example.net").await;
+    let ingresses = Api::<Ingress>::namespaced(plane.client.clone(), &plane.ns.name);
+    let ingress = ingresses.get("hs").await.expect("the Ingress");
+    let spec = ingress.spec.expect("a spec");
+    assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+    let hosts: Vec<_> = spec
+        .rules
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.host)
+        .collect();
+    assert_eq!(hosts, ["matrix.example.net", "example.net"]);
+    assert_eq!(spec.tls.unwrap()[0].secret_name.as_deref(), Some("hs-tls"));
+    // Stored under cert-manager's own schema.
+    let certificate = certificates(&plane)
+        .get("hs")
+        .await
+        .expect("the Certificate");
+    assert_eq!(
+        certificate.data["spec"]["dnsNames"],
+        json!(["matrix.example.net", "example.net"])
+    );
+    assert_eq!(
+        certificate.data["spec"]["issuerRef"]["kind"],
+        "ClusterIssuer"
+    );
+
+    // Through a Gateway instead, without an issuer: the Ingress and the Certificate go.
+    let expose =
+        json!({"ingress": null, "tls": null, "gateway": {"parentRefs": [{"name": "public"}]}});
+    patch_spec(&api, "hs", json!({"expose": expose})).await;
+    e2e::wait_for(TIMEOUT, "the Ingress and the Certificate to go", || async {
+        let ingress = ingresses.get_opt("hs").await.ok()?;
+        let certificate = certificates(&plane).get_opt("hs").await.ok()?;
+        let route = routes(&plane).get_opt("hs").await.ok()?;
+        (ingress.is_none() && certificate.is_none() && route.is_some()).then_some(())
+    })
+    .await;
     plane.finish().await;
 }

@@ -1439,6 +1439,22 @@ fn operator_rules() -> Vec<PolicyRule> {
             &["get", "list", "watch", "create", "patch"],
         ),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
+        // spec.expose's objects (none here, but they are watched).
+        rule(
+            "gateway.networking.k8s.io",
+            &["httproutes"],
+            &["list", "watch", "create", "patch", "delete"],
+        ),
+        rule(
+            "networking.k8s.io",
+            &["ingresses"],
+            &["list", "watch", "create", "patch", "delete"],
+        ),
+        rule(
+            "cert-manager.io",
+            &["certificates"],
+            &["list", "watch", "create", "patch", "delete"],
+        ),
         rule(
             "coordination.k8s.io",
             &["leases"],

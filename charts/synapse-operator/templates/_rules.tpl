@@ -33,10 +33,17 @@ rules and fails on a Forbidden and on any rule the scenarios do not use.
 - apiGroups: ["postgresql.cnpg.io"]
   resources: ["clusters"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# With spec.expose, the Synapse's HTTPRoute: applied by server-side apply (an apply that creates
-# it needs create), watched, deleted once the spec no longer asks for it.
+# With spec.expose, the Synapse's HTTPRoute or Ingress and its cert-manager Certificate: applied
+# by server-side apply (an apply that creates one needs create), watched, deleted once the spec
+# no longer asks for them.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 # The user's homeserver.yaml: read, never written.
 - apiGroups: [""]

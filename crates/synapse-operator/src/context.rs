@@ -1,11 +1,13 @@
 //! What a reconciliation of a Synapse runs with: the shared pipeline and the caches it reads.
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use operator_common::pipeline::Pipeline;
 use operator_common::wiring::Owned;
 
+use crate::certificate::Certificate;
 use crate::http_route::HTTPRoute;
 
 /// The objects a reconciliation reads without a request.
@@ -16,9 +18,12 @@ pub struct Caches {
     /// The bridges' registration Secrets, labelled with the Synapse they are offered to.
     pub registrations: Store<Secret>,
     pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
-    /// The HTTPRoutes of exposed Synapses. Empty while the Gateway API CRDs are missing, so not
-    /// awaited at start: a route found later triggers its Synapse again.
+    /// The HTTPRoutes, Ingresses and Certificates of exposed Synapses. Routes and Certificates
+    /// stay empty while their CRDs are missing, so they are not awaited at start: one found
+    /// later triggers its Synapse again.
     pub routes: Store<HTTPRoute>,
+    pub ingresses: Store<Ingress>,
+    pub certificates: Store<Certificate>,
 }
 
 /// What a reconciliation runs with.

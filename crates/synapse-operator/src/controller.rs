@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::controller::Controller;
 use kube::runtime::watcher;
 use operator_common::controller::{Caches as Filled, run_controller};
@@ -15,6 +16,7 @@ use operator_common::wiring::{self, Owned};
 use synapse_types::Synapse;
 use synapse_types::contract::LABEL_REGISTERED_WITH;
 
+use crate::certificate::Certificate;
 use crate::context::{Caches, Context};
 use crate::database::database_source;
 use crate::http_route::HTTPRoute;
@@ -32,20 +34,30 @@ pub async fn run(runtime: Runtime) {
         watcher::Config::default().labels(LABEL_REGISTERED_WITH),
     );
     filled.add(&registrations);
-    let (routes, route_triggers) = cache(runtime.api::<HTTPRoute>(), runtime.managed_objects());
+    let managed = || runtime.managed_objects();
+    let (routes, route_triggers) = cache(runtime.api::<HTTPRoute>(), managed());
+    let (certificates, certificate_triggers) = cache(runtime.api::<Certificate>(), managed());
+    let (ingresses, ingress_triggers) = cache(runtime.api::<Ingress>(), managed());
+    filled.add(&ingresses);
     let inputs = wiring::inputs(&runtime);
     let caches = Caches {
         owned,
         registrations,
         claims,
         routes,
+        ingresses,
+        certificates,
     };
     let pipeline = Pipeline::of(&runtime, EVENTS);
     let context = Arc::new(Context { pipeline, caches });
     run_controller(
         &runtime,
         move |controller: Controller<Synapse>| {
-            let controller = owned_triggers.wire(controller).owns_stream(route_triggers);
+            let controller = owned_triggers
+                .wire(controller)
+                .owns_stream(route_triggers)
+                .owns_stream(ingress_triggers)
+                .owns_stream(certificate_triggers);
             let controller = storage_triggers
                 .wire(controller, database_source)
                 .watches_stream(registration_triggers, |secret| {

@@ -16,7 +16,7 @@ use synapse_types::Synapse;
 
 use crate::appservice::{Announced, announcements};
 use crate::context::Context;
-use crate::http_route::HTTPRoute;
+use crate::expose;
 use crate::names;
 
 /// What a reconciliation of one Synapse reads.
@@ -31,7 +31,8 @@ pub struct Inputs {
     pub claim: Option<Arc<PartialObjectMeta<PersistentVolumeClaim>>>,
     pub deployment: Option<Arc<CachedDeployment>>,
     pub service: Option<Arc<Service>>,
-    pub route: Option<Arc<HTTPRoute>>,
+    /// Its HTTPRoute, Ingress and Certificate.
+    pub exposure: expose::Cached,
 }
 
 /// Reads the inputs of `synapse`.
@@ -57,6 +58,10 @@ pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Resu
         claim: cached(&caches.claims, namespace, &names::data_claim(name)),
         deployment: cached(&owned.deployments, namespace, &names::workload(name)),
         service: cached(&owned.services, namespace, &names::workload(name)),
-        route: cached(&caches.routes, namespace, &names::workload(name)),
+        exposure: expose::Cached {
+            route: cached(&caches.routes, namespace, &names::workload(name)),
+            ingress: cached(&caches.ingresses, namespace, &names::workload(name)),
+            certificate: cached(&caches.certificates, namespace, &names::workload(name)),
+        },
     })
 }

@@ -5,7 +5,9 @@
 use kube::CustomResource;
 use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
-use synapse_types::expose::Expose;
+use synapse_types::expose::Gateway;
+
+use crate::public::Public;
 
 /// The paths Synapse serves publicly: the client and federation APIs (`/_matrix`), Synapse's
 /// own client pages (password reset, SSO, consent: `/_synapse/client`) and the `.well-known`
@@ -68,22 +70,16 @@ pub struct BackendRef {
     pub port: u16,
 }
 
-/// The route of an exposed Synapse: its public host, and the server name's host when it
-/// differs (for the `.well-known` delegation, and federation when the server name's host
-/// answers it), to the Synapse Service `service` on `port`.
+/// The route of an exposed Synapse: its public hosts to the Synapse Service `service` on
+/// `port`, through `gateway`.
 pub fn desired(
     meta: ObjectMeta,
-    expose: &Expose,
-    server_name: &str,
+    gateway: &Gateway,
+    public: &Public,
     service: &str,
     port: u16,
 ) -> HTTPRoute {
-    let mut hostnames = vec![expose.host.clone()];
-    if server_name != expose.host {
-        hostnames.push(server_name.to_owned());
-    }
-    let parent_refs = expose
-        .gateway
+    let parent_refs = gateway
         .parent_refs
         .iter()
         .map(|parent| RouteParentRef {
@@ -105,7 +101,7 @@ pub fn desired(
         metadata: meta,
         spec: HTTPRouteSpec {
             parent_refs,
-            hostnames,
+            hostnames: public.hosts(),
             rules: vec![RouteRule {
                 matches,
                 backend_refs: vec![BackendRef {

@@ -11,6 +11,7 @@
 
 mod appservice;
 mod build;
+mod certificate;
 mod context;
 mod controller;
 mod database;
@@ -19,6 +20,7 @@ mod fetch;
 mod homeserver_file;
 mod homeserver_secret;
 mod http_route;
+mod ingress;
 mod names;
 mod public;
 mod reconcile;

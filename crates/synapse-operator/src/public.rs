@@ -16,6 +16,15 @@ pub struct Public {
 }
 
 impl Public {
+    /// The hosts routed to Synapse: the public host, and the server name's when it differs.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts = vec![self.host.clone()];
+        if self.server_name != self.host {
+            hosts.push(self.server_name.clone());
+        }
+        hosts
+    }
+
     /// Synapse's `public_baseurl`: what clients are told to use.
     pub fn base_url(&self) -> String {
         format!("https://{}/", self.host)
@@ -103,7 +112,8 @@ mod tests {
     fn expose(host: &str) -> Expose {
         Expose {
             host: host.into(),
-            gateway: Gateway::default(),
+            gateway: Some(Gateway::default()),
+            ..Expose::default()
         }
     }
 

@@ -79,7 +79,7 @@ async fn converge(
     applier
         .apply(&desired.service, inputs.service.as_deref())
         .await?;
-    let exposure = expose::converge(applier, synapse, subject, &config, inputs.route).await?;
+    let exposure = expose::converge(applier, synapse, subject, &config, inputs.exposure).await?;
     let deployed = Outcome::Deployed {
         exposure: &exposure,
         config: &config,

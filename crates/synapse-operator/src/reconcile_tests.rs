@@ -89,6 +89,8 @@ fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
         registrations: store_of(Vec::new()),
         claims: store_of(claims),
         routes: store_of(cached.routes),
+        ingresses: store_of(Vec::new()),
+        certificates: store_of(Vec::new()),
     };
     Arc::new(context_of(client, caches))
 }
@@ -518,5 +520,70 @@ async fn a_route_no_longer_asked_for_is_deleted_and_the_status_forgets_it() {
             .iter()
             .any(|c| c["type"] == "Exposed"),
         "{status}"
+    );
+}
+
+#[tokio::test]
+async fn an_ingress_with_a_cert_manager_issuer_gets_its_certificate() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let mut spec = values();
+    spec["expose"] = json!({
+        "host": "matrix.example.com",
+        "ingress": {"className": "nginx", "annotations": {"nginx.org/client-max-body-size": "50m"}},
+        "tls": {"secretName": "matrix-tls", "issuer": {"name": "letsencrypt", "kind": "ClusterIssuer"}},
+    });
+    let mut script = creation(&written);
+    let status = script.pop().expect("the status write");
+    script.truncate(script.len() - 2);
+    script.push(
+        Exchange::patch("/apis/cert-manager.io/v1/namespaces/ns/certificates/hs")
+            .capture(&written)
+            .echo(),
+    );
+    script.push(
+        Exchange::patch("/apis/networking.k8s.io/v1/namespaces/ns/ingresses/hs")
+            .capture(&written)
+            .echo(),
+    );
+    script.extend([
+        event("RollingOut", "Normal"),
+        event("SQLite", "Normal"),
+        event("Routed", "Normal"),
+    ]);
+    script.push(status);
+    let ctx = context(client, Cached::default());
+    api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
+        .await
+        .expect("the reconciliation succeeds");
+    let written = written.lock().unwrap().clone();
+    let (certificate, ingress) = (&written[5]["spec"], &written[6]);
+    assert_eq!(certificate["secretName"], "matrix-tls");
+    assert_eq!(
+        certificate["dnsNames"],
+        json!(["matrix.example.com", "example.com"])
+    );
+    assert_eq!(
+        certificate["issuerRef"],
+        json!({"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"})
+    );
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["nginx.org/client-max-body-size"],
+        "50m"
+    );
+    assert_eq!(
+        ingress["spec"]["tls"],
+        json!([{"hosts": ["matrix.example.com", "example.com"], "secretName": "matrix-tls"}])
+    );
+    let rules = ingress["spec"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[1]["host"], "example.com");
+    let path = &rules[0]["http"]["paths"][2];
+    assert_eq!(path["path"], "/.well-known/matrix");
+    assert_eq!(path["pathType"], "Prefix");
+    assert_eq!(
+        path["backend"]["service"],
+        json!({"name": "hs", "port": {"number": 8008}})
     );
 }

@@ -48,7 +48,7 @@ pub fn converged(synapse: &Synapse, outcome: &Outcome<'_>, now: Time) -> Converg
     let requeue = match outcome {
         Outcome::WaitingForDatabase { database, .. } => database.retry_after(),
         Outcome::Deployed {
-            exposure: Exposure::GatewayApiMissing(_),
+            exposure: Exposure::Unserved { .. },
             ..
         } => Some(CRD_RETRY),
         _ => None,
@@ -243,7 +243,8 @@ fn publish_exposure(
             ConditionStatus::True,
             "Routed",
             format!(
-                "the HTTPRoute routes {} and the .well-known of {} to Synapse through your                  Gateway: clients use {}, other servers {}",
+                "{} and the .well-known of {} are routed to Synapse: clients use {}, other \
+                 servers {}",
                 public.host,
                 public.server_name,
                 public.base_url(),
@@ -251,11 +252,12 @@ fn publish_exposure(
             ),
             Some(public),
         ),
-        Exposure::GatewayApiMissing(_) => (
+        Exposure::Unserved { reason, crd } => (
             ConditionStatus::False,
-            "GatewayAPIMissing",
+            *reason,
             format!(
-                "the cluster serves no HTTPRoute (gateway.networking.k8s.io/v1): install the                  Gateway API CRDs (standard channel) and a Gateway; looking again every {}s",
+                "spec.expose needs {crd}, which the cluster does not serve: install its CRDs; \
+                 Synapse runs meanwhile, and the operator looks again every {}s",
                 CRD_RETRY.as_secs()
             ),
             None,

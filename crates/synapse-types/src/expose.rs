@@ -9,13 +9,18 @@ pub const HOST_RULE: &str =
 
 /// The public face of a Synapse.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(validation = kube::core::Rule::new("has(self.gateway) != has(self.ingress)").message(
+    "spec.expose needs exactly one of gateway (an HTTPRoute for your Gateway) or ingress (an \
+     Ingress for your ingress controller)"
+))]
 #[serde(rename_all = "camelCase")]
 pub struct Expose {
     /// The public host of the client and federation APIs, e.g. `matrix.example.com`, served on
     /// port 443 with TLS. Synapse's `public_baseurl` becomes `https://HOST/`. When it differs
-    /// from the server name, the server name's host delegates to it: its
-    /// `/.well-known/matrix/server` and `/.well-known/matrix/client` are routed too, and answer
-    /// `HOST:443` and `https://HOST/`.
+    /// from the server name, the server name's host is routed too: its
+    /// `/.well-known/matrix/client` sends clients to `https://HOST/`, its
+    /// `/.well-known/matrix/server` sends other servers to port 443 of the server name's host,
+    /// which takes federation.
     #[x_kube(validation = kube::core::Rule::new(HOST_RULE).message(
         "spec.expose.host must be a DNS host name such as matrix.example.com (lowercase, no \
          scheme, port or path)"
@@ -24,9 +29,71 @@ pub struct Expose {
     pub host: String,
 
     /// Route through the Gateway API: an HTTPRoute (gateway.networking.k8s.io/v1) attached to
-    /// your Gateway. TLS is the Gateway listener's: give it a certificate for the host (and the
-    /// server name's host when delegating).
-    pub gateway: Gateway,
+    /// your Gateway. TLS is the Gateway listener's (`tls` can have cert-manager issue its
+    /// certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Gateway>,
+
+    /// Route through an Ingress (networking.k8s.io/v1) for your ingress controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
+
+    /// The TLS certificate of the host (and the server name's host): the Secret an Ingress
+    /// serves it from, and optionally a cert-manager issuer that issues it into that Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+/// The Ingress of an exposed Synapse.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Ingress {
+    /// The IngressClass. Default: the cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub class_name: Option<String>,
+
+    /// Annotations of the Ingress, for your controller (e.g. timeouts, body size).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// A TLS certificate for the public hosts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Tls {
+    /// The Secret (type kubernetes.io/tls) holding the certificate: yours, or the one the
+    /// issuer fills.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+
+    /// A cert-manager issuer: the operator asks it for the certificate with a Certificate
+    /// (cert-manager.io/v1) `NAME` for the public hosts, kept in `secretName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<Issuer>,
+}
+
+/// A cert-manager Issuer or ClusterIssuer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Issuer {
+    /// Name of the issuer.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// `Issuer` (in the Synapse's namespace) or `ClusterIssuer`.
+    #[serde(default)]
+    pub kind: IssuerKind,
+}
+
+/// The kind of a cert-manager issuer.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum IssuerKind {
+    #[default]
+    Issuer,
+    ClusterIssuer,
 }
 
 /// The Gateway (or Gateways) the HTTPRoutes attach to.
