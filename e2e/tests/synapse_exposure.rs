@@ -15,7 +15,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use synapse_support::{
     Plane, TIMEOUT, condition_state, config_file, create_config_map, create_synapse, patch_spec,
-    wait_synapse,
+    set_config_map_data, wait_synapse,
 };
 
 fn routes(plane: &Plane) -> Api<DynamicObject> {
@@ -111,7 +111,8 @@ async fn an_exposed_synapse_gets_its_route_which_follows_the_spec_and_goes_with_
 async fn a_users_file_that_disagrees_is_a_condition() {
     let plane = Plane::start("syn-expose-cm", "info").await;
     let file = "server_name: example.org\nreport_stats: false\npublic_baseurl: https://chat.example.org/\n\
-                listeners:\n  - port: 8008\n    type: http\n    resources: [{names: [client]}]\n";
+                listeners:\n  - port: 8008\n    type: http\n    x_forwarded: true\n    \
+                resources: [{names: [client]}]\n";
     create_config_map(
         &plane.client,
         &plane.ns.name,
@@ -136,6 +137,18 @@ async fn a_users_file_that_disagrees_is_a_condition() {
     // Agreeing, it is routed.
     patch_spec(&api, "hs", json!({"expose": expose("chat.example.org")})).await;
     wait_exposed(&plane, "hs", "chat.example.org").await;
+    // A client listener that does not trust X-Forwarded-For from the proxy: refused too.
+    let direct = file.replace("    x_forwarded: true\n", "");
+    set_config_map_data(
+        &plane.client,
+        &plane.ns.name,
+        "hs",
+        &[("homeserver.yaml", &direct)],
+    )
+    .await;
+    let refused = synapse_support::wait_failed(&api, "hs", "ExposureConflict").await;
+    let message = refused["status"]["reason"].as_str().unwrap_or_default();
+    assert!(message.contains("x_forwarded"), "{message}");
     plane.finish().await;
 }
 

@@ -29,11 +29,13 @@ pub struct HomeserverFacts {
     pub public: PublicSettings,
 }
 
-/// `public_baseurl` and `serve_server_wellknown` as a user's file sets them (`None`: unset).
+/// `public_baseurl` and `serve_server_wellknown` as a user's file sets them (`None`: unset), and
+/// whether its client listener trusts `X-Forwarded-For` from the proxy in front of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PublicSettings {
     pub public_baseurl: Option<String>,
     pub serve_server_wellknown: Option<bool>,
+    pub x_forwarded: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -115,11 +117,12 @@ pub fn read_homeserver_file(text: &str) -> Result<HomeserverFacts, HomeserverFil
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(HomeserverFileError::AppServiceFilesNotList),
     };
+    let client = client_listener(doc.get("listeners"))?;
     Ok(HomeserverFacts {
         server_name,
         report_stats,
         registration_enabled,
-        client_port: client_port(doc.get("listeners"))?,
+        client_port: client.port,
         app_service_config_files,
         inline_secrets: InlineSecrets {
             macaroon_secret_key: doc.get("macaroon_secret_key").is_some_and(Value::is_truthy),
@@ -138,6 +141,7 @@ pub fn read_homeserver_file(text: &str) -> Result<HomeserverFacts, HomeserverFil
             },
             // Synapse reads it with Python truthiness.
             serve_server_wellknown: doc.get("serve_server_wellknown").map(Value::is_truthy),
+            x_forwarded: client.x_forwarded,
         },
     })
 }
@@ -159,7 +163,13 @@ fn strtobool(value: &Value, key: &'static str) -> Result<bool, HomeserverFileErr
 
 /// The port of the listener probes and clients use: the first plain-HTTP TCP listener serving
 /// the client API, else the first plain-HTTP TCP listener (`/health` is on every one of them).
-fn client_port(listeners: Option<&Value>) -> Result<u16, HomeserverFileError> {
+/// The plain-HTTP listener the client API is reached on.
+struct ClientListener {
+    port: u16,
+    x_forwarded: bool,
+}
+
+fn client_listener(listeners: Option<&Value>) -> Result<ClientListener, HomeserverFileError> {
     let listeners = match listeners {
         None | Some(Value::Null) => return Err(HomeserverFileError::NoHttpListener),
         Some(Value::Seq(items)) => items,
@@ -187,13 +197,14 @@ fn client_port(listeners: Option<&Value>) -> Result<u16, HomeserverFileError> {
                 }),
                 _ => false,
             };
-            http.push((serves_client, port));
+            let x_forwarded = listener.get("x_forwarded").is_some_and(Value::is_truthy);
+            http.push((serves_client, ClientListener { port, x_forwarded }));
         }
     }
-    http.iter()
-        .find(|(client, _)| *client)
-        .or(http.first())
-        .map(|(_, port)| *port)
+    let first = http.iter().position(|(client, _)| *client).unwrap_or(0);
+    http.into_iter()
+        .nth(first)
+        .map(|(_, listener)| listener)
         .ok_or(HomeserverFileError::NoHttpListener)
 }
 
@@ -266,6 +277,26 @@ mod tests {
         assert!(facts.app_service_config_files.is_empty());
         assert_eq!(facts.inline_secrets, InlineSecrets::default());
         assert!(!facts.has_database);
+    }
+
+    #[test]
+    fn the_public_settings_are_read_from_the_file_and_its_client_listener() {
+        let facts = read_homeserver_file(MINIMAL).unwrap();
+        assert_eq!(facts.public, PublicSettings::default());
+        let file = MINIMAL.replace("    type: http\n", "    type: http\n    x_forwarded: yes\n")
+            + "public_baseurl: https://m.example.com/\nserve_server_wellknown: on\n";
+        let public = read_homeserver_file(&file).unwrap().public;
+        assert!(public.x_forwarded, "YAML 1.1 yes");
+        assert_eq!(
+            public.public_baseurl.as_deref(),
+            Some("https://m.example.com/")
+        );
+        assert_eq!(public.serve_server_wellknown, Some(true));
+        // The client listener's setting counts, not another listener's.
+        let two = "server_name: e.org\nreport_stats: false\nlisteners:\n  - port: 9000\n    type: http\n    x_forwarded: true\n    resources: [{names: [metrics]}]\n  - port: 8008\n    type: http\n    resources: [{names: [client]}]\n";
+        let facts = read_homeserver_file(two).unwrap();
+        assert_eq!(facts.client_port, 8008);
+        assert!(!facts.public.x_forwarded);
     }
 
     #[test]

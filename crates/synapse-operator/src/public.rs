@@ -93,6 +93,14 @@ pub fn public(
             wanted: public.base_url(),
         });
     }
+    if !own.x_forwarded {
+        // Behind the proxy, every client would have the proxy's address: one rate limit for all.
+        return Err(ExposeProblem::Conflict {
+            key: "x_forwarded",
+            found: "false or unset on the client listener".into(),
+            wanted: "true".into(),
+        });
+    }
     if own.serve_server_wellknown == Some(false) {
         return Err(ExposeProblem::Conflict {
             key: "serve_server_wellknown",
@@ -109,6 +117,13 @@ mod tests {
 
     use super::*;
 
+    fn forwarded() -> PublicSettings {
+        PublicSettings {
+            x_forwarded: true,
+            ..PublicSettings::default()
+        }
+    }
+
     fn expose(host: &str) -> Expose {
         Expose {
             host: host.into(),
@@ -119,7 +134,7 @@ mod tests {
 
     #[test]
     fn the_public_face_follows_the_host_and_the_server_name() {
-        let own = PublicSettings::default();
+        let own = forwarded();
         assert_eq!(public(None, "example.com", &own), Ok(None));
         let public = public(Some(&expose("matrix.example.com")), "example.com", &own)
             .unwrap()
@@ -130,18 +145,19 @@ mod tests {
 
     #[test]
     fn a_server_name_with_a_port_or_a_conflicting_file_is_refused() {
-        let own = PublicSettings::default();
+        let own = forwarded();
         let refused = public(Some(&expose("m.example.com")), "example.com:8448", &own);
         assert_eq!(refused.unwrap_err().reason(), "ExposedServerNameHasPort");
 
         let same = PublicSettings {
             public_baseurl: Some("https://m.example.com".into()),
             serve_server_wellknown: Some(true),
+            x_forwarded: true,
         };
         assert!(public(Some(&expose("m.example.com")), "example.com", &same).is_ok());
         let other = PublicSettings {
             public_baseurl: Some("https://chat.example.com/".into()),
-            serve_server_wellknown: None,
+            ..forwarded()
         };
         let conflict = public(Some(&expose("m.example.com")), "example.com", &other).unwrap_err();
         assert_eq!(conflict.reason(), "ExposureConflict");
@@ -151,10 +167,13 @@ mod tests {
                 .contains("public_baseurl: https://chat.example.com/")
         );
         let off = PublicSettings {
-            public_baseurl: None,
             serve_server_wellknown: Some(false),
+            ..forwarded()
         };
         let conflict = public(Some(&expose("m.example.com")), "example.com", &off).unwrap_err();
         assert!(conflict.to_string().contains("serve_server_wellknown"));
+        let direct = PublicSettings::default();
+        let conflict = public(Some(&expose("m.example.com")), "example.com", &direct).unwrap_err();
+        assert!(conflict.to_string().contains("x_forwarded"), "{conflict}");
     }
 }

@@ -9,7 +9,8 @@ use operator_common::grant::{NotGranted, REFERENCE_NOT_GRANTED};
 use operator_common::input::{ConfigMapInput, InputProblem};
 
 use crate::homeserver_file::{
-    DEFAULT_CLIENT_PORT, HomeserverFacts, HomeserverFileError, InlineSecrets, read_homeserver_file,
+    DEFAULT_CLIENT_PORT, HomeserverFacts, HomeserverFileError, InlineSecrets, PublicSettings,
+    read_homeserver_file,
 };
 use crate::public::{ExposeProblem, Public, public};
 use crate::render::{Values, render_values_homeserver};
@@ -197,7 +198,11 @@ fn from_values(values: &Values) -> ResolvedConfig {
             app_service_config_files: Vec::new(),
             inline_secrets: InlineSecrets::default(),
             has_database: true,
-            public: Default::default(),
+            // The rendered listener has `x_forwarded: true`.
+            public: PublicSettings {
+                x_forwarded: true,
+                ..PublicSettings::default()
+            },
         },
         public: None,
     }
