@@ -63,14 +63,13 @@ pub async fn converge(
         expose,
         port: config.facts.client_port,
     };
-    if let Some(unserved) = objects.certificate(&cached.certificate).await? {
-        return Ok(unserved);
-    }
-    if let Some(unserved) = objects.route(&cached.route).await? {
-        return Ok(unserved);
-    }
+    // Each object independently: a missing cert-manager does not hold up the route.
+    let certificate = objects.certificate(&cached.certificate).await?;
+    let route = objects.route(&cached.route).await?;
     objects.ingress(&cached.ingress).await?;
-    Ok(Exposure::Routed(public.clone()))
+    Ok(route
+        .or(certificate)
+        .unwrap_or_else(|| Exposure::Routed(public.clone())))
 }
 
 /// What one reconciliation exposes.

@@ -587,3 +587,54 @@ async fn an_ingress_with_a_cert_manager_issuer_gets_its_certificate() {
         json!({"name": "hs", "port": {"number": 8008}})
     );
 }
+
+#[tokio::test]
+async fn without_cert_manager_the_ingress_is_applied_all_the_same() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let mut spec = values();
+    spec["expose"] = json!({
+        "host": "matrix.example.com",
+        "ingress": {},
+        "tls": {"secretName": "matrix-tls", "issuer": {"name": "letsencrypt"}},
+    });
+    let mut script = creation(&written);
+    let status = script.pop().expect("the status write");
+    script.truncate(script.len() - 2);
+    let not_served = api_status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    );
+    script.push(
+        Exchange::patch("/apis/cert-manager.io/v1/namespaces/ns/certificates/hs")
+            .reply(404, not_served),
+    );
+    script.push(
+        Exchange::patch("/apis/networking.k8s.io/v1/namespaces/ns/ingresses/hs")
+            .capture(&written)
+            .echo(),
+    );
+    script.extend([
+        event("RollingOut", "Normal"),
+        event("SQLite", "Normal"),
+        event("CertManagerMissing", "Warning"),
+    ]);
+    script.push(status);
+    let ctx = context(client, Cached::default());
+    let action = api
+        .play(script, reconcile(Arc::new(synapse(spec)), ctx))
+        .await
+        .expect("a missing CRD is no error");
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
+    let written = written.lock().unwrap().clone();
+    assert_eq!(written[5]["spec"]["tls"][0]["secretName"], "matrix-tls");
+    let status = written.last().unwrap();
+    assert_eq!(condition(status, "Exposed")["reason"], "CertManagerMissing");
+    assert!(
+        condition(status, "Exposed")["message"]
+            .as_str()
+            .unwrap()
+            .contains("certificates.cert-manager.io")
+    );
+}
