@@ -1,0 +1,296 @@
+//! The exposure step within a reconciliation: what it applies, deletes and reports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use kube::runtime::controller::Action;
+use operator_common::testing::{Bodies, Exchange, api_status, scripted};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::http_route::HTTPRoute;
+use crate::reconcile::reconcile;
+
+const ROUTE: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes/hs";
+
+fn exposed() -> Value {
+    let mut spec = values();
+    spec["expose"] = json!({
+        "host": "matrix.example.com",
+        "gateway": {"parentRefs": [{"name": "public", "namespace": "gateways", "sectionName": "https"}]},
+    });
+    spec
+}
+
+/// A first reconciliation of an exposed Synapse, the route's apply answered `route`.
+fn exposed_creation(written: &Bodies, route: Exchange, events: [Exchange; 3]) -> Vec<Exchange> {
+    let mut script = creation(written);
+    let status = script.pop().expect("the status write");
+    script.truncate(script.len() - 2);
+    script.push(route);
+    script.extend(events);
+    script.push(status);
+    script
+}
+
+#[tokio::test]
+async fn an_exposed_synapse_is_routed_through_the_gateway_and_says_where() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let route = Exchange::patch(ROUTE).capture(&written).echo();
+    let events = [
+        event("RollingOut", "Normal"),
+        event("SQLite", "Normal"),
+        event("Routed", "Normal"),
+    ];
+    let script = exposed_creation(&written, route, events);
+    let ctx = context(client, Cached::default());
+    api.play(script, reconcile(Arc::new(synapse(exposed())), ctx))
+        .await
+        .expect("the reconciliation succeeds");
+    let written = written.lock().unwrap().clone();
+    let (config, route, status) = (&written[1], &written[5], &written[6]);
+    let files: BTreeMap<String, String> = config["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap())
+                .unwrap();
+            (k.clone(), String::from_utf8(bytes).unwrap())
+        })
+        .collect();
+    assert!(
+        files["operator-overlay.yaml"]
+            .contains(r#""public_baseurl": "https://matrix.example.com/""#)
+            && files["operator-overlay.yaml"].contains(r#""serve_server_wellknown": true"#),
+        "{files:#?}"
+    );
+    assert_eq!(
+        route["spec"]["hostnames"],
+        json!(["matrix.example.com", "example.com"])
+    );
+    assert_eq!(
+        route["spec"]["parentRefs"],
+        json!([{"name": "public", "namespace": "gateways", "sectionName": "https"}])
+    );
+    let rule = &route["spec"]["rules"][0];
+    assert_eq!(rule["backendRefs"], json!([{"name": "hs", "port": 8008}]));
+    let paths: Vec<&Value> = rule["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["path"]["value"])
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            &json!("/_matrix"),
+            &json!("/_synapse/client"),
+            &json!("/.well-known/matrix")
+        ]
+    );
+    assert_eq!(route["metadata"]["ownerReferences"][0]["uid"], "u1");
+    assert_eq!(condition(status, "Exposed")["reason"], "Routed");
+    assert_eq!(
+        status["status"]["publicClientUrl"],
+        "https://matrix.example.com/"
+    );
+    assert_eq!(status["status"]["federationEndpoint"], "example.com:443");
+}
+
+#[tokio::test]
+async fn without_the_gateway_api_the_synapse_runs_and_says_what_is_missing() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let missing = Exchange::patch(ROUTE).reply(
+        404,
+        api_status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
+    );
+    let events = [
+        event("RollingOut", "Normal"),
+        event("SQLite", "Normal"),
+        event("GatewayAPIMissing", "Warning"),
+    ];
+    let script = exposed_creation(&written, missing, events);
+    let ctx = context(client, Cached::default());
+    let action = api
+        .play(script, reconcile(Arc::new(synapse(exposed())), ctx))
+        .await
+        .expect("a missing CRD is no error");
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
+    let written = written.lock().unwrap().clone();
+    let status = written.last().unwrap();
+    assert_eq!(condition(status, "Exposed")["status"], "False");
+    assert_eq!(
+        condition(status, "Ready")["reason"],
+        "RollingOut",
+        "Synapse itself goes on"
+    );
+    assert!(status["status"]["publicClientUrl"].is_null());
+}
+
+#[tokio::test]
+async fn a_route_no_longer_asked_for_is_deleted_and_the_status_forgets_it() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let mut script = creation(&written);
+    let status = script.pop().expect("the status write");
+    let events = script.split_off(script.len() - 2);
+    let deleted = json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200});
+    script.push(Exchange::delete(ROUTE).reply(200, deleted));
+    script.extend(events);
+    script.push(status);
+    let mut route = HTTPRoute::new("hs", Default::default());
+    route.metadata.namespace = Some("ns".into());
+    let cached = Cached {
+        routes: vec![route],
+        ..Cached::default()
+    };
+    let mut unexposed = synapse(values());
+    unexposed.status = Some(from(&json!({
+        "publicClientUrl": "https://matrix.example.com/",
+        "federationEndpoint": "example.com:443",
+        "conditions": [{"type": "Exposed", "status": "True", "reason": "Routed", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+    })));
+    api.play(
+        script,
+        reconcile(Arc::new(unexposed), context(client, cached)),
+    )
+    .await
+    .expect("the reconciliation succeeds");
+    let written = written.lock().unwrap().clone();
+    let status = &written.last().unwrap()["status"];
+    assert!(status["publicClientUrl"].is_null(), "{status}");
+    assert!(
+        !status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Exposed"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn an_ingress_with_a_cert_manager_issuer_gets_its_certificate() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let mut spec = values();
+    spec["expose"] = json!({
+        "host": "matrix.example.com",
+        "ingress": {"className": "nginx", "annotations": {"nginx.org/client-max-body-size": "50m"}},
+        "tls": {"secretName": "matrix-tls", "issuer": {"name": "letsencrypt", "kind": "ClusterIssuer"}},
+    });
+    let mut script = creation(&written);
+    let status = script.pop().expect("the status write");
+    script.truncate(script.len() - 2);
+    script.push(
+        Exchange::patch("/apis/cert-manager.io/v1/namespaces/ns/certificates/hs")
+            .capture(&written)
+            .echo(),
+    );
+    script.push(
+        Exchange::patch("/apis/networking.k8s.io/v1/namespaces/ns/ingresses/hs")
+            .capture(&written)
+            .echo(),
+    );
+    script.extend([
+        event("RollingOut", "Normal"),
+        event("SQLite", "Normal"),
+        event("Routed", "Normal"),
+    ]);
+    script.push(status);
+    let ctx = context(client, Cached::default());
+    api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
+        .await
+        .expect("the reconciliation succeeds");
+    let written = written.lock().unwrap().clone();
+    let (certificate, ingress) = (&written[5]["spec"], &written[6]);
+    assert_eq!(certificate["secretName"], "matrix-tls");
+    assert_eq!(
+        certificate["dnsNames"],
+        json!(["matrix.example.com", "example.com"])
+    );
+    assert_eq!(
+        certificate["issuerRef"],
+        json!({"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"})
+    );
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["nginx.org/client-max-body-size"],
+        "50m"
+    );
+    assert_eq!(
+        ingress["spec"]["tls"],
+        json!([{"hosts": ["matrix.example.com", "example.com"], "secretName": "matrix-tls"}])
+    );
+    let rules = ingress["spec"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[1]["host"], "example.com");
+    let path = &rules[0]["http"]["paths"][2];
+    assert_eq!(path["path"], "/.well-known/matrix");
+    assert_eq!(path["pathType"], "Prefix");
+    assert_eq!(
+        path["backend"]["service"],
+        json!({"name": "hs", "port": {"number": 8008}})
+    );
+}
+
+#[tokio::test]
+async fn without_cert_manager_the_ingress_is_applied_all_the_same() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let mut spec = values();
+    spec["expose"] = json!({
+        "host": "matrix.example.com",
+        "ingress": {},
+        "tls": {"secretName": "matrix-tls", "issuer": {"name": "letsencrypt"}},
+    });
+    let mut script = creation(&written);
+    let status = script.pop().expect("the status write");
+    script.truncate(script.len() - 2);
+    let not_served = api_status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    );
+    script.push(
+        Exchange::patch("/apis/cert-manager.io/v1/namespaces/ns/certificates/hs")
+            .reply(404, not_served),
+    );
+    script.push(
+        Exchange::patch("/apis/networking.k8s.io/v1/namespaces/ns/ingresses/hs")
+            .capture(&written)
+            .echo(),
+    );
+    script.extend([
+        event("RollingOut", "Normal"),
+        event("SQLite", "Normal"),
+        event("CertManagerMissing", "Warning"),
+    ]);
+    script.push(status);
+    let ctx = context(client, Cached::default());
+    let action = api
+        .play(script, reconcile(Arc::new(synapse(spec)), ctx))
+        .await
+        .expect("a missing CRD is no error");
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
+    let written = written.lock().unwrap().clone();
+    assert_eq!(written[5]["spec"]["tls"][0]["secretName"], "matrix-tls");
+    let status = written.last().unwrap();
+    assert_eq!(condition(status, "Exposed")["reason"], "CertManagerMissing");
+    assert!(
+        condition(status, "Exposed")["message"]
+            .as_str()
+            .unwrap()
+            .contains("certificates.cert-manager.io")
+    );
+}
