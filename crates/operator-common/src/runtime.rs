@@ -130,8 +130,8 @@ where
         "starting"
     );
     let runtime = Runtime {
-        client: client.clone(),
-        namespace: namespace.clone(),
+        client,
+        namespace,
         field_manager: operator,
         metrics: Arc::clone(&metrics),
         health: health.clone(),
@@ -139,33 +139,7 @@ where
         concurrency: args.max_concurrent_reconciles,
     };
 
-    let outcome = if args.leader_elect {
-        let lease_namespace = args
-            .leader_election_namespace
-            .clone()
-            .filter(|ns| !ns.is_empty())
-            .or(namespace)
-            .unwrap_or_else(|| client.default_namespace().to_owned());
-        let name = format!("{operator}-leader");
-        let identity = leader::process_identity();
-        match leader::lease(client, &lease_namespace, &name, identity).await {
-            Ok(lease) => {
-                leader::lead(lease, &name, &health, &metrics, &shutdown, |stop| {
-                    controller(Runtime {
-                        shutdown: stop,
-                        ..runtime
-                    })
-                })
-                .await
-            }
-            Err(error) => Err(error),
-        }
-        .map_err(RunError::from)
-    } else {
-        metrics.set_leader(true);
-        controller(runtime).await;
-        Ok(())
-    };
+    let outcome = lead_or_run(operator, &args, runtime, controller).await;
     health.set_stopped();
     let outcome = outcome.and_then(|()| {
         if shutdown.is_cancelled() {
@@ -180,6 +154,44 @@ where
     while servers.join_next().await.is_some() {}
     tracing::info!(operator, "stopped");
     outcome
+}
+
+/// Runs `controller` at once, or with leader election once this replica holds the Lease (until
+/// it loses it).
+async fn lead_or_run<F, Fut>(
+    operator: &'static str,
+    args: &RunArgs,
+    runtime: Runtime,
+    controller: F,
+) -> Result<(), RunError>
+where
+    F: FnOnce(Runtime) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if !args.leader_elect {
+        runtime.metrics.set_leader(true);
+        controller(runtime).await;
+        return Ok(());
+    }
+    let lease_namespace = args
+        .leader_election_namespace
+        .clone()
+        .filter(|ns| !ns.is_empty())
+        .or_else(|| runtime.namespace.clone())
+        .unwrap_or_else(|| runtime.client.default_namespace().to_owned());
+    let name = format!("{operator}-leader");
+    let identity = leader::process_identity();
+    let lease = leader::lease(runtime.client.clone(), &lease_namespace, &name, identity).await?;
+    let (health, metrics) = (runtime.health.clone(), Arc::clone(&runtime.metrics));
+    let shutdown = runtime.shutdown.clone();
+    leader::lead(lease, &name, &health, &metrics, &shutdown, |stop| {
+        controller(Runtime {
+            shutdown: stop,
+            ..runtime
+        })
+    })
+    .await?;
+    Ok(())
 }
 
 /// The client of the inferred configuration (in-cluster or `KUBECONFIG`): its requests paced to
