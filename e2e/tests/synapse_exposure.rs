@@ -84,6 +84,50 @@ async fn an_exposed_synapse_gets_its_route_which_follows_the_spec_and_goes_with_
         json!(["chat.example.com", "example.com"])
     );
 
+    // A dedicated federation port: the route also attaches to the Gateway's 8448 listeners.
+    let mut dedicated = expose("chat.example.com");
+    dedicated["federation"] = json!("Port8448");
+    patch_spec(&api, "hs", json!({"expose": dedicated})).await;
+    wait_synapse(&api, "hs", "federation on 8448", |s| {
+        s["status"]["federationEndpoint"] == "example.com:8448"
+    })
+    .await;
+    let federation = routes(&plane)
+        .get("hs-federation")
+        .await
+        .expect("the federation HTTPRoute");
+    assert_eq!(federation.data["spec"]["parentRefs"][0]["port"], 8448);
+    assert_eq!(federation.data["spec"]["hostnames"], json!(["example.com"]));
+    // Not through an Ingress, which serves 80 and 443 only: refused by the CRD.
+    let refused = api
+        .patch(
+            "hs",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                &json!({"spec": {"expose": {"gateway": null, "ingress": {}}}}),
+            ),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("spec.expose.federation Port8448 needs gateway"),
+        "{refused}"
+    );
+
+    // Back to federation through the well-known: the federation route goes.
+    patch_spec(&api, "hs", json!({"expose": {"federation": null}})).await;
+    e2e::wait_for(TIMEOUT, "the federation HTTPRoute to go", || async {
+        routes(&plane)
+            .get_opt("hs-federation")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
     // The section removed: the route goes, and the status forgets it.
     patch_spec(&api, "hs", json!({"expose": null})).await;
     let synapse = wait_synapse(&api, "hs", "no longer exposed", |s| {

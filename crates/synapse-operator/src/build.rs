@@ -148,6 +148,10 @@ fn config_files(
         bridge_registration_files: registrations.iter().map(RegistrationMount::path).collect(),
         database,
         public_baseurl: config.public.as_ref().map(Public::base_url),
+        serve_server_wellknown: config
+            .public
+            .as_ref()
+            .is_some_and(Public::serves_server_well_known),
     });
     BTreeMap::from([
         (

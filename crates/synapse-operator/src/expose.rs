@@ -36,6 +36,7 @@ pub enum Exposure {
 #[derive(Clone, Debug, Default)]
 pub struct Cached {
     pub route: Option<Arc<HTTPRoute>>,
+    pub federation_route: Option<Arc<HTTPRoute>>,
     pub ingress: Option<Arc<Ingress>>,
     pub certificate: Option<Arc<Certificate>>,
 }
@@ -52,6 +53,7 @@ pub async fn converge(
     let expose = synapse.spec.expose.as_ref();
     let (Some(public), Some(expose)) = (&config.public, expose) else {
         remove(applier, subject, &cached.route).await?;
+        remove(applier, subject, &cached.federation_route).await?;
         remove(applier, subject, &cached.ingress).await?;
         remove(applier, subject, &cached.certificate).await?;
         return Ok(Exposure::Off);
@@ -65,7 +67,9 @@ pub async fn converge(
     };
     // Each object independently: a missing cert-manager does not hold up the route.
     let certificate = objects.certificate(&cached.certificate).await?;
-    let route = objects.route(&cached.route).await?;
+    let route = objects
+        .route(&cached.route, &cached.federation_route)
+        .await?;
     objects.ingress(&cached.ingress).await?;
     Ok(route
         .or(certificate)
@@ -83,28 +87,40 @@ struct Objects<'a> {
 
 impl Objects<'_> {
     fn meta(&self, component: &'static str) -> kube::api::ObjectMeta {
-        let name = names::workload(&self.subject.name);
+        self.meta_named(names::workload(&self.subject.name), component)
+    }
+
+    fn meta_named(&self, name: String, component: &'static str) -> kube::api::ObjectMeta {
         self.subject.meta(name, component, Lifetime::Owned)
     }
 
-    async fn route(&self, cached: &Option<Arc<HTTPRoute>>) -> Result<Option<Exposure>, Error> {
+    /// The route, and with a dedicated federation port the federation route.
+    async fn route(
+        &self,
+        cached: &Option<Arc<HTTPRoute>>,
+        cached_federation: &Option<Arc<HTTPRoute>>,
+    ) -> Result<Option<Exposure>, Error> {
+        let dedicated = !self.public.serves_server_well_known();
         let Some(gateway) = &self.expose.gateway else {
-            return remove(self.applier, self.subject, cached)
-                .await
-                .map(|()| None);
+            remove(self.applier, self.subject, cached).await?;
+            remove(self.applier, self.subject, cached_federation).await?;
+            return Ok(None);
         };
         let service = names::workload(&self.subject.name);
-        let route = http_route::desired(
-            self.meta("route"),
-            gateway,
-            self.public,
-            &service,
-            self.port,
-        );
-        let applied = self
+        let (public, port) = (self.public, self.port);
+        let route = http_route::desired(self.meta("route"), gateway, public, &service, port);
+        let mut applied = self
             .applier
             .apply_if_served(&route, cached.as_deref())
             .await?;
+        if dedicated && applied.is_ok() {
+            let meta = self.meta_named(names::federation_route(&self.subject.name), "route");
+            let route = http_route::federation_route(meta, gateway, public, &service, port);
+            let existing = cached_federation.as_deref();
+            applied = self.applier.apply_if_served(&route, existing).await?;
+        } else if !dedicated {
+            remove(self.applier, self.subject, cached_federation).await?;
+        }
         Ok(applied.err().map(|_| Exposure::Unserved {
             reason: "GatewayAPIMissing",
             crd: "httproutes.gateway.networking.k8s.io (the Gateway API)",
@@ -153,15 +169,15 @@ impl Objects<'_> {
     }
 }
 
-/// Deletes the `cached` object of the Synapse, if there is one.
+/// Deletes the `cached` object, if there is one.
 async fn remove<K: Applicable + Serialize>(
     applier: &Applier,
     subject: &Subject,
     cached: &Option<Arc<K>>,
 ) -> Result<(), Error> {
-    if cached.is_none() {
+    let Some(object) = cached else {
         return Ok(());
-    }
-    let name = names::workload(&subject.name);
+    };
+    let name = object.meta().name.clone().unwrap_or_default();
     applier.delete::<K>(&subject.namespace, &name).await
 }

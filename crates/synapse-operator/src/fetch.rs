@@ -60,6 +60,7 @@ pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Resu
         service: cached(&owned.services, namespace, &names::workload(name)),
         exposure: expose::Cached {
             route: cached(&caches.routes, namespace, &names::workload(name)),
+            federation_route: cached(&caches.routes, namespace, &names::federation_route(name)),
             ingress: cached(&caches.ingresses, namespace, &names::workload(name)),
             certificate: cached(&caches.certificates, namespace, &names::workload(name)),
         },

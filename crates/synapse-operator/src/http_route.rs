@@ -40,6 +40,8 @@ pub struct RouteParentRef {
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub section_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -86,9 +88,57 @@ pub fn desired(
             name: parent.name.clone(),
             namespace: parent.namespace.clone(),
             section_name: parent.section_name.clone(),
+            port: None,
         })
         .collect();
-    let matches = PUBLIC_PATHS
+    route(
+        meta,
+        parent_refs,
+        public.hosts(),
+        &PUBLIC_PATHS,
+        service,
+        port,
+    )
+}
+
+/// With a dedicated federation port: the route of the server name's federation paths through
+/// every listener on that port of the same Gateways. A route of its own, as one route may name
+/// a Gateway twice only by listener name, which the operator does not know.
+pub fn federation_route(
+    meta: ObjectMeta,
+    gateway: &Gateway,
+    public: &Public,
+    service: &str,
+    port: u16,
+) -> HTTPRoute {
+    let mut parent_refs: Vec<RouteParentRef> = Vec::new();
+    for parent in &gateway.parent_refs {
+        let dedicated = RouteParentRef {
+            name: parent.name.clone(),
+            namespace: parent.namespace.clone(),
+            section_name: None,
+            port: Some(public.federation_port),
+        };
+        if !parent_refs.contains(&dedicated) {
+            parent_refs.push(dedicated);
+        }
+    }
+    let hosts = vec![public.server_name.clone()];
+    route(meta, parent_refs, hosts, &FEDERATION_PATHS, service, port)
+}
+
+/// The federation API and the server keys other servers fetch.
+const FEDERATION_PATHS: [&str; 2] = ["/_matrix/federation", "/_matrix/key"];
+
+fn route(
+    meta: ObjectMeta,
+    parent_refs: Vec<RouteParentRef>,
+    hostnames: Vec<String>,
+    paths: &[&str],
+    service: &str,
+    port: u16,
+) -> HTTPRoute {
+    let matches = paths
         .iter()
         .map(|path| RouteMatch {
             path: PathMatch {
@@ -101,7 +151,7 @@ pub fn desired(
         metadata: meta,
         spec: HTTPRouteSpec {
             parent_refs,
-            hostnames: public.hosts(),
+            hostnames,
             rules: vec![RouteRule {
                 matches,
                 backend_refs: vec![BackendRef {

@@ -11,6 +11,11 @@ pub fn workload(synapse: &str) -> String {
     synapse.to_owned()
 }
 
+/// With a dedicated federation port, the HTTPRoute of the federation paths on it.
+pub fn federation_route(synapse: &str) -> String {
+    format!("{synapse}-federation")
+}
+
 /// The operator's configuration bundle: base file, overlay, log config.
 pub fn config_secret(synapse: &str) -> String {
     format!("{synapse}-config")

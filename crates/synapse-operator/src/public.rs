@@ -2,7 +2,11 @@
 //! federation endpoint its `.well-known` announces, and the settings a user's own file must
 //! agree with. Pure.
 
-use synapse_types::expose::Expose;
+use synapse_types::expose::{Expose, Federation};
+
+/// The federation port announced by the server well-known, and the dedicated one.
+const WELL_KNOWN_PORT: u16 = 443;
+const DEDICATED_PORT: u16 = 8448;
 
 use crate::homeserver_file::PublicSettings;
 
@@ -13,6 +17,8 @@ pub struct Public {
     pub host: String,
     /// The Matrix server name, whose host the `.well-known` delegation is served on.
     pub server_name: String,
+    /// The port of the server name's host that federation arrives on.
+    pub federation_port: u16,
 }
 
 impl Public {
@@ -30,10 +36,16 @@ impl Public {
         format!("https://{}/", self.host)
     }
 
-    /// What Synapse's `/.well-known/matrix/server` answers (`serve_server_wellknown`): its server
-    /// name on port 443, where the route also takes federation.
+    /// Where other servers reach the federation API: what Synapse's `/.well-known/matrix/server`
+    /// announces (its server name on port 443), or port 8448 without it.
     pub fn federation_endpoint(&self) -> String {
-        format!("{}:443", self.server_name)
+        format!("{}:{}", self.server_name, self.federation_port)
+    }
+
+    /// Whether Synapse answers `/.well-known/matrix/server` (`serve_server_wellknown`): not with a
+    /// dedicated federation port, which other servers find without it.
+    pub fn serves_server_well_known(&self) -> bool {
+        self.federation_port == WELL_KNOWN_PORT
     }
 }
 
@@ -82,6 +94,10 @@ pub fn public(
     let public = Public {
         host: expose.host.clone(),
         server_name: server_name.to_owned(),
+        federation_port: match expose.federation {
+            Federation::WellKnown => WELL_KNOWN_PORT,
+            Federation::Port8448 => DEDICATED_PORT,
+        },
     };
     // Synapse adds the trailing slash itself.
     if let Some(found) = &own.public_baseurl
@@ -101,7 +117,7 @@ pub fn public(
             wanted: "true".into(),
         });
     }
-    if own.serve_server_wellknown == Some(false) {
+    if public.serves_server_well_known() && own.serve_server_wellknown == Some(false) {
         return Err(ExposeProblem::Conflict {
             key: "serve_server_wellknown",
             found: "false".into(),

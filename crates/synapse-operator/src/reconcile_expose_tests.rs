@@ -294,3 +294,60 @@ async fn without_cert_manager_the_ingress_is_applied_all_the_same() {
             .contains("certificates.cert-manager.io")
     );
 }
+
+#[tokio::test]
+async fn a_dedicated_federation_port_gets_a_route_of_its_own_and_no_server_well_known() {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let mut spec = exposed();
+    spec["expose"]["federation"] = json!("Port8448");
+    let mut script = creation(&written);
+    let status = script.pop().expect("the status write");
+    script.truncate(script.len() - 2);
+    script.push(Exchange::patch(ROUTE).capture(&written).echo());
+    script.push(
+        Exchange::patch(&format!("{ROUTE}-federation"))
+            .capture(&written)
+            .echo(),
+    );
+    script.extend([
+        event("RollingOut", "Normal"),
+        event("SQLite", "Normal"),
+        event("Routed", "Normal"),
+    ]);
+    script.push(status);
+    let ctx = context(client, Cached::default());
+    api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
+        .await
+        .expect("the reconciliation succeeds");
+    let written = written.lock().unwrap().clone();
+    let (config, route, federation, status) = (&written[1], &written[5], &written[6], &written[7]);
+    assert_eq!(
+        route["spec"]["parentRefs"],
+        json!([{"name": "public", "namespace": "gateways", "sectionName": "https"}])
+    );
+    assert_eq!(
+        federation["spec"]["parentRefs"],
+        json!([{"name": "public", "namespace": "gateways", "port": 8448}])
+    );
+    assert_eq!(federation["spec"]["hostnames"], json!(["example.com"]));
+    let paths: Vec<&Value> = federation["spec"]["rules"][0]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["path"]["value"])
+        .collect();
+    assert_eq!(
+        paths,
+        [&json!("/_matrix/federation"), &json!("/_matrix/key")]
+    );
+    let overlay = base64::engine::general_purpose::STANDARD
+        .decode(config["data"]["operator-overlay.yaml"].as_str().unwrap())
+        .unwrap();
+    let overlay = String::from_utf8(overlay).unwrap();
+    assert!(
+        overlay.contains(r#""serve_server_wellknown": false"#),
+        "{overlay}"
+    );
+    assert_eq!(status["status"]["federationEndpoint"], "example.com:8448");
+}

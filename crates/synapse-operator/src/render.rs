@@ -71,8 +71,10 @@ pub struct OverlayInput {
     pub bridge_registration_files: Vec<String>,
     /// The `database` section the overlay sets, if any.
     pub database: OverlayDatabase,
-    /// With `spec.expose`: the public URL, and Synapse answers `/.well-known/matrix/*` itself.
+    /// With `spec.expose`: the public URL (which also makes Synapse answer
+    /// `/.well-known/matrix/client`), and whether it answers `/.well-known/matrix/server`.
     pub public_baseurl: Option<String>,
+    pub serve_server_wellknown: bool,
 }
 
 /// The database the overlay gives Synapse.
@@ -132,7 +134,7 @@ pub fn render_overlay(input: &OverlayInput) -> String {
     }
     if let Some(url) = &input.public_baseurl {
         config["public_baseurl"] = json!(url);
-        config["serve_server_wellknown"] = json!(true);
+        config["serve_server_wellknown"] = json!(input.serve_server_wellknown);
     }
     match &input.database {
         OverlayDatabase::Base => {}

@@ -9,10 +9,19 @@ pub const HOST_RULE: &str =
 
 /// The public face of a Synapse.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[x_kube(validation = kube::core::Rule::new("has(self.gateway) != has(self.ingress)").message(
-    "spec.expose needs exactly one of gateway (an HTTPRoute for your Gateway) or ingress (an \
-     Ingress for your ingress controller)"
-))]
+#[x_kube(
+    validation = kube::core::Rule::new("has(self.gateway) != has(self.ingress)").message(
+        "spec.expose needs exactly one of gateway (an HTTPRoute for your Gateway) or ingress (an \
+         Ingress for your ingress controller)"
+    ),
+    validation = kube::core::Rule::new(
+        "!has(self.ingress) || !has(self.federation) || self.federation != 'Port8448'"
+    )
+    .message(
+        "spec.expose.federation Port8448 needs gateway: an Ingress serves only ports 80 and 443; \
+         use federation WellKnown (federation on 443) or a Gateway with a listener on 8448"
+    )
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Expose {
     /// The public host of the client and federation APIs, e.g. `matrix.example.com`, served on
@@ -38,10 +47,30 @@ pub struct Expose {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Ingress>,
 
+    /// How other servers reach the federation API. `WellKnown` (the default): on port 443 of the
+    /// server name's host, announced by its `/.well-known/matrix/server`. `Port8448`: on a
+    /// dedicated port 8448 of the server name's host (the Matrix default without delegation; a
+    /// second HTTPRoute `NAME-federation` attaches to your Gateways' listeners on 8448); no
+    /// server well-known.
+    #[serde(default)]
+    pub federation: Federation,
+
     /// The TLS certificate of the host (and the server name's host): the Secret an Ingress
     /// serves it from, and optionally a cert-manager issuer that issues it into that Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
+}
+
+/// Where federation arrives.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum Federation {
+    /// Port 443 of the server name's host, announced by `/.well-known/matrix/server`.
+    #[default]
+    WellKnown,
+    /// A dedicated port 8448 of the server name's host.
+    Port8448,
 }
 
 /// The Ingress of an exposed Synapse.

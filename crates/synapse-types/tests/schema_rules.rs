@@ -598,3 +598,42 @@ fn a_bridge_names_its_synapse_by_a_synapse_name() {
         }
     }
 }
+
+#[test]
+fn an_exposed_synapse_has_one_way_in_and_a_dedicated_port_only_through_a_gateway() {
+    let exposed = |expose: Value| {
+        let mut object = object_named("Synapse", "hs");
+        object["spec"]["expose"] = expose;
+        object
+    };
+    let gateway = json!({"parentRefs": [{"name": "public"}]});
+    for valid in [
+        json!({"host": "matrix.example.com", "gateway": gateway}),
+        json!({"host": "matrix.example.com", "gateway": gateway, "federation": "Port8448"}),
+        json!({"host": "matrix.example.com", "ingress": {}, "federation": "WellKnown"}),
+    ] {
+        accepted("Synapse", &exposed(valid));
+    }
+    let one_way = "spec.expose needs exactly one of gateway (an HTTPRoute for your Gateway) or \
+                   ingress (an Ingress for your ingress controller)";
+    refused(
+        "Synapse",
+        &exposed(json!({"host": "m.example.com"})),
+        one_way,
+    );
+    refused(
+        "Synapse",
+        &exposed(json!({"host": "m.example.com", "gateway": gateway, "ingress": {}})),
+        one_way,
+    );
+    refused(
+        "Synapse",
+        &exposed(json!({"host": "m.example.com", "ingress": {}, "federation": "Port8448"})),
+        "spec.expose.federation Port8448 needs gateway: an Ingress serves only ports 80 and 443",
+    );
+    refused(
+        "Synapse",
+        &exposed(json!({"host": "https://m.example.com/", "gateway": gateway})),
+        "spec.expose.host must be a DNS host name",
+    );
+}
