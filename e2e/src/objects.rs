@@ -11,9 +11,21 @@ use serde_json::{Value, json};
 /// How long the waits here wait: long enough for a loaded 2-core CI machine.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A kind of `synapse.opdev.io/v1alpha1`.
+/// A kind the tests create or read: ours (`synapse.opdev.io/v1alpha1`), or another project's
+/// the operators work with (the Gateway API's, cert-manager's Certificate).
 pub fn resource(kind: &str) -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("synapse.opdev.io", "v1alpha1", kind))
+    let (group, version) = match kind {
+        "HTTPRoute" | "Gateway" => ("gateway.networking.k8s.io", "v1"),
+        "ReferenceGrant" => ("gateway.networking.k8s.io", "v1beta1"),
+        "Certificate" => ("cert-manager.io", "v1"),
+        _ => ("synapse.opdev.io", "v1alpha1"),
+    };
+    ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))
+}
+
+/// The objects of `kind` (see [`resource`]) in `namespace`.
+pub fn namespaced(client: &kube::Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &resource(kind))
 }
 
 /// The object as JSON; panics when it cannot be read.

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use e2e::charts::{Grant, Release, granted, requested, service_account_kubeconfig, template};
+use e2e::objects::namespaced;
 use e2e::operator_process::OperatorProcess;
 use e2e::postgres::{self, Postgres};
 use e2e::{TestNamespace, wait_for};
@@ -23,7 +24,6 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::api::rbac::v1::Role;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use synapse_support::{
     TIMEOUT, condition_state, create_config_map, create_synapse, get_opt, patch_spec, random_token,
@@ -157,8 +157,14 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
     wait_for(TIMEOUT, "the Ingress and the Certificate", || async {
         let ingress: Option<k8s_openapi::api::networking::v1::Ingress> =
             get_opt(&client, &ns.name, "values").await;
-        let route = gateway_object(&client, &ns.name, "httproutes", "values").await;
-        let certificate = gateway_object(&client, &ns.name, "certificates", "values").await;
+        let route = namespaced(&client, &ns.name, "HTTPRoute")
+            .get_opt("values")
+            .await
+            .ok()?;
+        let certificate = namespaced(&client, &ns.name, "Certificate")
+            .get_opt("values")
+            .await
+            .ok()?;
         (ingress.is_some() && route.is_none() && certificate.is_some()).then_some(())
     })
     .await;
@@ -274,12 +280,6 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
     ns.delete().await;
 }
 
-fn bridge_api(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
-    let resource =
-        ApiResource::from_gvk(&GroupVersionKind::gvk("synapse.opdev.io", "v1alpha1", kind));
-    Api::namespaced_with(client.clone(), namespace, &resource)
-}
-
 fn condition(object: &DynamicObject, type_: &str) -> Option<(String, String)> {
     let status = object.data.get("status")?;
     status["conditions"]
@@ -324,7 +324,7 @@ async fn heisenbridge_operator_needs_exactly_its_chart_rules() {
     .await;
     wait_running(&api, "hs").await;
 
-    let bridges = bridge_api(&client, &ns.name, "Heisenbridge");
+    let bridges = namespaced(&client, &ns.name, "Heisenbridge");
     let pp = PostParams::default();
     let bridge = |name: &str, spec: Value| -> DynamicObject {
         serde_json::from_value(json!({
@@ -431,7 +431,7 @@ async fn signal_operator_needs_exactly_its_chart_rules() {
     .expect("read the MautrixSignal fixture");
     let signal: DynamicObject = serde_yaml::from_str(&manifest).expect("a MautrixSignal");
     let name = signal.metadata.name.clone().expect("a name");
-    let bridges = bridge_api(&client, &ns.name, "MautrixSignal");
+    let bridges = namespaced(&client, &ns.name, "MautrixSignal");
     bridges
         .create(&PostParams::default(), &signal)
         .await
@@ -547,24 +547,6 @@ async fn signal_operator_needs_exactly_its_chart_rules() {
 }
 
 /// Removes `verb` on `resource` from the Roles in `namespace` (the chart's), or puts it back.
-/// The HTTPRoute (`httproutes`) or cert-manager Certificate (`certificates`) `name`, if any.
-async fn gateway_object(
-    client: &Client,
-    namespace: &str,
-    plural: &str,
-    name: &str,
-) -> Option<DynamicObject> {
-    let (group, version, kind) = match plural {
-        "httproutes" => ("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        _ => ("cert-manager.io", "v1", "Certificate"),
-    };
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
-        .get_opt(name)
-        .await
-        .expect("read the object")
-}
-
 async fn set_verb(client: &Client, namespace: &str, resource: &str, verb: &str, granted: bool) {
     let roles = Api::<Role>::namespaced(client.clone(), namespace);
     for mut role in roles

@@ -9,9 +9,9 @@
 #[allow(dead_code)]
 mod synapse_support;
 
+use e2e::objects::namespaced;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use synapse_support::{
     Plane, TIMEOUT, condition_state, config_file, create_config_map, create_synapse, patch_spec,
@@ -19,12 +19,7 @@ use synapse_support::{
 };
 
 fn routes(plane: &Plane) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-    Api::namespaced_with(
-        plane.client.clone(),
-        &plane.ns.name,
-        &ApiResource::from_gvk(&gvk),
-    )
+    namespaced(&plane.client, &plane.ns.name, "HTTPRoute")
 }
 
 fn expose(host: &str) -> Value {
@@ -197,12 +192,7 @@ async fn a_users_file_that_disagrees_is_a_condition() {
 }
 
 fn certificates(plane: &Plane) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate");
-    Api::namespaced_with(
-        plane.client.clone(),
-        &plane.ns.name,
-        &ApiResource::from_gvk(&gvk),
-    )
+    namespaced(&plane.client, &plane.ns.name, "Certificate")
 }
 
 #[tokio::test]

@@ -16,11 +16,11 @@ mod synapse_support;
 use std::path::PathBuf;
 use std::process::Command;
 
+use e2e::objects::namespaced;
 use e2e::{pinned_version, wait_for};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, DeleteParams};
 use serde_json::json;
 use synapse_support::{Plane, TIMEOUT, condition_state, create_synapse, wait_synapse};
 
@@ -110,12 +110,7 @@ async fn without_cert_manager_the_synapse_runs_says_so_and_converges_once_it_is_
         condition_state(s, "Exposed") == ("True".into(), "Routed".into())
     })
     .await;
-    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate");
-    let certificates: Api<DynamicObject> = Api::namespaced_with(
-        plane.client.clone(),
-        &plane.ns.name,
-        &ApiResource::from_gvk(&gvk),
-    );
+    let certificates = namespaced(&plane.client, &plane.ns.name, "Certificate");
     certificates.get("hs").await.expect("the Certificate");
     plane.finish().await;
 }

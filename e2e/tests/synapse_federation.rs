@@ -27,7 +27,6 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt as _;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use synapse_support::{
     Plane, TIMEOUT, boot_synapse, condition_state, create_config_map, create_synapse, get,
@@ -78,12 +77,7 @@ fn homeserver_yaml(hs: &Homeserver) -> String {
 }
 
 fn api(plane: &Plane, kind: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind);
-    Api::namespaced_with(
-        plane.client.clone(),
-        &plane.ns.name,
-        &ApiResource::from_gvk(&gvk),
-    )
+    e2e::objects::namespaced(&plane.client, &plane.ns.name, kind)
 }
 
 fn tls_secret_name(host: &str) -> String {

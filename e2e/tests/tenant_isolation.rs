@@ -18,6 +18,7 @@ mod synapse_support;
 use std::path::{Path, PathBuf};
 
 use e2e::charts::{Release, requested, service_account_kubeconfig};
+use e2e::objects::{namespaced, resource};
 use e2e::operator_process::OperatorProcess;
 use e2e::{TestNamespace, wait_for};
 use k8s_openapi::api::authorization::v1::{
@@ -27,7 +28,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
 use serde_json::{Value, json};
 use synapse_support::{TIMEOUT, random_token, restricted_namespace, secret_needles, secret_text};
@@ -38,15 +38,6 @@ const OPERATORS: [&str; 3] = [
     "signal-operator",
 ];
 const GRANTS: &str = "gateway.networking.k8s.io";
-
-fn api_of(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
-    let (group, version) = match kind {
-        "ReferenceGrant" => (GRANTS, "v1beta1"),
-        _ => ("synapse.opdev.io", "v1alpha1"),
-    };
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-    Api::namespaced_with(client.clone(), namespace, &resource)
-}
 
 /// A tenant: its namespace, and a client acting as its ServiceAccount `tenant`, which may edit
 /// that namespace and nothing else.
@@ -76,16 +67,12 @@ impl Tenant {
     }
 
     fn api(&self, kind: &str) -> Api<DynamicObject> {
-        api_of(&self.client, &self.ns.name, kind)
+        namespaced(&self.client, &self.ns.name, kind)
     }
 
     async fn create(&self, kind: &str, name: &str, spec: Value) {
-        let (group, version) = match kind {
-            "ReferenceGrant" => (GRANTS, "v1beta1"),
-            _ => ("synapse.opdev.io", "v1alpha1"),
-        };
         let object: DynamicObject = from(json!({
-            "apiVersion": format!("{group}/{version}"),
+            "apiVersion": resource(kind).api_version,
             "kind": kind,
             "metadata": {"name": name},
             "spec": spec,

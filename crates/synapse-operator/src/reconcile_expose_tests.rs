@@ -23,15 +23,33 @@ fn exposed() -> Value {
     spec
 }
 
-/// A first reconciliation of an exposed Synapse, the route's apply answered `route`.
-fn exposed_creation(written: &Bodies, route: Exchange, events: [Exchange; 3]) -> Vec<Exchange> {
+const CERTIFICATE: &str = "/apis/cert-manager.io/v1/namespaces/ns/certificates/hs";
+const INGRESS: &str = "/apis/networking.k8s.io/v1/namespaces/ns/ingresses/hs";
+
+/// A first reconciliation with the exposure step's requests `exposure` after the Service, and
+/// its Event `exposed` (reason, type) after the creation's own.
+fn exposed_creation(
+    written: &Bodies,
+    exposure: Vec<Exchange>,
+    exposed: Option<(&'static str, &'static str)>,
+) -> Vec<Exchange> {
     let mut script = creation(written);
     let status = script.pop().expect("the status write");
-    script.truncate(script.len() - 2);
-    script.push(route);
+    let events = script.split_off(script.len() - 2);
+    script.extend(exposure);
     script.extend(events);
+    script.extend(exposed.map(|(reason, type_)| event(reason, type_)));
     script.push(status);
     script
+}
+
+/// The API server's answer for a kind it does not serve.
+fn not_served() -> serde_json::Value {
+    api_status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
 }
 
 #[tokio::test]
@@ -39,12 +57,7 @@ async fn an_exposed_synapse_is_routed_through_the_gateway_and_says_where() {
     let (client, api) = scripted();
     let written = Bodies::default();
     let route = Exchange::patch(ROUTE).capture(&written).echo();
-    let events = [
-        event("RollingOut", "Normal"),
-        event("SQLite", "Normal"),
-        event("Routed", "Normal"),
-    ];
-    let script = exposed_creation(&written, route, events);
+    let script = exposed_creation(&written, vec![route], Some(("Routed", "Normal")));
     let ctx = context(client, Cached::default());
     api.play(script, reconcile(Arc::new(synapse(exposed())), ctx))
         .await
@@ -105,20 +118,9 @@ async fn an_exposed_synapse_is_routed_through_the_gateway_and_says_where() {
 async fn without_the_gateway_api_the_synapse_runs_and_says_what_is_missing() {
     let (client, api) = scripted();
     let written = Bodies::default();
-    let missing = Exchange::patch(ROUTE).reply(
-        404,
-        api_status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        ),
-    );
-    let events = [
-        event("RollingOut", "Normal"),
-        event("SQLite", "Normal"),
-        event("GatewayAPIMissing", "Warning"),
-    ];
-    let script = exposed_creation(&written, missing, events);
+    let missing = Exchange::patch(ROUTE).reply(404, not_served());
+    let warning = Some(("GatewayAPIMissing", "Warning"));
+    let script = exposed_creation(&written, vec![missing], warning);
     let ctx = context(client, Cached::default());
     let action = api
         .play(script, reconcile(Arc::new(synapse(exposed())), ctx))
@@ -140,13 +142,12 @@ async fn without_the_gateway_api_the_synapse_runs_and_says_what_is_missing() {
 async fn a_route_no_longer_asked_for_is_deleted_and_the_status_forgets_it() {
     let (client, api) = scripted();
     let written = Bodies::default();
-    let mut script = creation(&written);
-    let status = script.pop().expect("the status write");
-    let events = script.split_off(script.len() - 2);
     let deleted = json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200});
-    script.push(Exchange::delete(ROUTE).reply(200, deleted));
-    script.extend(events);
-    script.push(status);
+    let script = exposed_creation(
+        &written,
+        vec![Exchange::delete(ROUTE).reply(200, deleted)],
+        None,
+    );
     let mut route = HTTPRoute::new("hs", Default::default());
     route.metadata.namespace = Some("ns".into());
     let cached = Cached {
@@ -189,25 +190,11 @@ async fn an_ingress_with_a_cert_manager_issuer_gets_its_certificate() {
         "ingress": {"className": "nginx", "annotations": {"nginx.org/client-max-body-size": "50m"}},
         "tls": {"secretName": "matrix-tls", "issuer": {"name": "letsencrypt", "kind": "ClusterIssuer"}},
     });
-    let mut script = creation(&written);
-    let status = script.pop().expect("the status write");
-    script.truncate(script.len() - 2);
-    script.push(
-        Exchange::patch("/apis/cert-manager.io/v1/namespaces/ns/certificates/hs")
-            .capture(&written)
-            .echo(),
-    );
-    script.push(
-        Exchange::patch("/apis/networking.k8s.io/v1/namespaces/ns/ingresses/hs")
-            .capture(&written)
-            .echo(),
-    );
-    script.extend([
-        event("RollingOut", "Normal"),
-        event("SQLite", "Normal"),
-        event("Routed", "Normal"),
-    ]);
-    script.push(status);
+    let exposure = vec![
+        Exchange::patch(CERTIFICATE).capture(&written).echo(),
+        Exchange::patch(INGRESS).capture(&written).echo(),
+    ];
+    let script = exposed_creation(&written, exposure, Some(("Routed", "Normal")));
     let ctx = context(client, Cached::default());
     api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await
@@ -254,29 +241,12 @@ async fn without_cert_manager_the_ingress_is_applied_all_the_same() {
         "ingress": {},
         "tls": {"secretName": "matrix-tls", "issuer": {"name": "letsencrypt"}},
     });
-    let mut script = creation(&written);
-    let status = script.pop().expect("the status write");
-    script.truncate(script.len() - 2);
-    let not_served = api_status(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    );
-    script.push(
-        Exchange::patch("/apis/cert-manager.io/v1/namespaces/ns/certificates/hs")
-            .reply(404, not_served),
-    );
-    script.push(
-        Exchange::patch("/apis/networking.k8s.io/v1/namespaces/ns/ingresses/hs")
-            .capture(&written)
-            .echo(),
-    );
-    script.extend([
-        event("RollingOut", "Normal"),
-        event("SQLite", "Normal"),
-        event("CertManagerMissing", "Warning"),
-    ]);
-    script.push(status);
+    let exposure = vec![
+        Exchange::patch(CERTIFICATE).reply(404, not_served()),
+        Exchange::patch(INGRESS).capture(&written).echo(),
+    ];
+    let warning = Some(("CertManagerMissing", "Warning"));
+    let script = exposed_creation(&written, exposure, warning);
     let ctx = context(client, Cached::default());
     let action = api
         .play(script, reconcile(Arc::new(synapse(spec)), ctx))
@@ -301,21 +271,13 @@ async fn a_dedicated_federation_port_gets_a_route_of_its_own_and_no_server_well_
     let written = Bodies::default();
     let mut spec = exposed();
     spec["expose"]["federation"] = json!("Port8448");
-    let mut script = creation(&written);
-    let status = script.pop().expect("the status write");
-    script.truncate(script.len() - 2);
-    script.push(Exchange::patch(ROUTE).capture(&written).echo());
-    script.push(
+    let exposure = vec![
+        Exchange::patch(ROUTE).capture(&written).echo(),
         Exchange::patch(&format!("{ROUTE}-federation"))
             .capture(&written)
             .echo(),
-    );
-    script.extend([
-        event("RollingOut", "Normal"),
-        event("SQLite", "Normal"),
-        event("Routed", "Normal"),
-    ]);
-    script.push(status);
+    ];
+    let script = exposed_creation(&written, exposure, Some(("Routed", "Normal")));
     let ctx = context(client, Cached::default());
     api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await
