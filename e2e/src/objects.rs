@@ -12,12 +12,14 @@ use serde_json::{Value, json};
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A kind the tests create or read: ours (`synapse.opdev.io/v1alpha1`), or another project's
-/// the operators work with (the Gateway API's, cert-manager's Certificate).
+/// the operators work with (the Gateway API's, cert-manager's Certificate, the Prometheus
+/// Operator's).
 pub fn resource(kind: &str) -> ApiResource {
     let (group, version) = match kind {
         "HTTPRoute" | "Gateway" => ("gateway.networking.k8s.io", "v1"),
         "ReferenceGrant" => ("gateway.networking.k8s.io", "v1beta1"),
         "Certificate" => ("cert-manager.io", "v1"),
+        "ServiceMonitor" | "PodMonitor" | "PrometheusRule" => ("monitoring.coreos.com", "v1"),
         _ => ("synapse.opdev.io", "v1alpha1"),
     };
     ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))

@@ -7,7 +7,7 @@
 //! use e2e::operator_process::OperatorProcess;
 //! let mut operator = OperatorProcess::builder("synapse-operator", "my-test-namespace").start();
 //! operator.wait_ready(std::time::Duration::from_secs(30)).await;
-//! assert_eq!(operator.metric("synapse_operator_reconciliation_errors_total"), Some(0.0));
+//! assert_eq!(operator.metric("matrix_operator_reconciliation_errors_total"), Some(0.0));
 //! # }
 //! ```
 

@@ -165,7 +165,7 @@ impl Handshake {
         self.bridge_operator.assert_running();
         assert_eq!(
             self.bridge_operator
-                .metric("heisenbridge_operator_reconciliation_errors_total"),
+                .metric("matrix_operator_reconciliation_errors_total"),
             Some(0.0)
         );
         e2e::pod_harness::forget_claims(self.ns()).expect("forget the claim data");

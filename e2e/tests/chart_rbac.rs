@@ -615,7 +615,7 @@ async fn a_missing_rule_becomes_a_condition_and_an_event_and_recovers() {
     );
     under.operator.assert_running();
     // Counted once the reconciliation returns, just after its status is written.
-    let errors = "synapse_operator_reconciliation_errors_total";
+    let errors = "matrix_operator_reconciliation_errors_total";
     wait_for(TIMEOUT, "the refusal counted as an error", || async {
         (under.operator.metric(errors).unwrap_or_default() >= 1.0).then_some(())
     })

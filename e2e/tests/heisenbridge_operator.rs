@@ -27,8 +27,8 @@ const OPERATOR: &str = "heisenbridge-operator";
 const TIMEOUT: Duration = Duration::from_secs(60);
 const FINALIZER: &str = "synapse.opdev.io/appservice-registration";
 const HASH_ANNOTATION: &str = "synapse.opdev.io/registration-hash";
-const RECONCILIATIONS: &str = "heisenbridge_operator_reconciliations_total";
-const ERRORS: &str = "heisenbridge_operator_reconciliation_errors_total";
+const RECONCILIATIONS: &str = "matrix_operator_reconciliations_total";
+const ERRORS: &str = "matrix_operator_reconciliation_errors_total";
 
 fn testdata(name: &str) -> String {
     let path = e2e::repo_root()

@@ -17,8 +17,8 @@ use nix::unistd::Pid;
 
 const OPERATOR: &str = "heisenbridge-operator";
 const LEASE: &str = "heisenbridge-operator-leader";
-const RECONCILIATIONS: &str = "heisenbridge_operator_reconciliations_total";
-const LEADER: &str = "heisenbridge_operator_leader";
+const RECONCILIATIONS: &str = "matrix_operator_reconciliations_total";
+const LEADER: &str = "matrix_operator_leader";
 
 /// One operator process; killed when dropped so a failing test leaves nothing behind.
 struct Replica {

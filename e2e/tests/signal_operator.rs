@@ -42,8 +42,8 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const SERVER: &str = "signal.test";
 const FINALIZER: &str = "synapse.opdev.io/appservice-registration";
 const HASH_ANNOTATION: &str = "synapse.opdev.io/config-hash";
-const RECONCILIATIONS: &str = "signal_operator_reconciliations_total";
-const ERRORS: &str = "signal_operator_reconciliation_errors_total";
+const RECONCILIATIONS: &str = "matrix_operator_reconciliations_total";
+const ERRORS: &str = "matrix_operator_reconciliation_errors_total";
 const SYNAPSE_PORT: u16 = 8008;
 
 fn testdata(name: &str) -> String {

@@ -243,7 +243,7 @@ impl Plane {
         self.operator.assert_running();
         assert_eq!(
             self.operator
-                .metric("signal_operator_reconciliation_errors_total"),
+                .metric("matrix_operator_reconciliation_errors_total"),
             Some(0.0),
             "reconciliation errors"
         );

@@ -601,7 +601,7 @@ async fn values_mode_renders_deploys_and_boots_synapse() {
     assert_eq!(
         plane
             .operator
-            .metric("synapse_operator_reconciliation_errors_total"),
+            .metric("matrix_operator_reconciliation_errors_total"),
         Some(0.0)
     );
     drop(history);
@@ -1030,7 +1030,7 @@ async fn generated_secrets_are_kept_across_restarts_changes_and_deletion() {
         || async {
             plane
                 .operator
-                .metric("synapse_operator_reconciliations_total")
+                .metric("matrix_operator_reconciliations_total")
                 .filter(|n| *n >= 3.0)
         },
     )
@@ -1261,7 +1261,7 @@ fn requests(log: &str) -> Vec<(String, String)> {
 async fn settled(operator: &OperatorProcess, calm: Duration) -> f64 {
     let count = || {
         operator
-            .metric("synapse_operator_reconciliations_total")
+            .metric("matrix_operator_reconciliations_total")
             .expect("metrics")
     };
     let mut last = count();
@@ -1335,7 +1335,7 @@ async fn steady_state_writes_nothing() {
     assert_eq!(
         plane
             .operator
-            .metric("synapse_operator_reconciliations_total"),
+            .metric("matrix_operator_reconciliations_total"),
         Some(reconciled)
     );
     assert_eq!(
@@ -1630,7 +1630,7 @@ async fn runs_with_least_privilege_and_without_bridge_access() {
     );
     operator.assert_running();
     assert_eq!(
-        operator.metric("synapse_operator_reconciliation_errors_total"),
+        operator.metric("matrix_operator_reconciliation_errors_total"),
         Some(0.0),
         "{}",
         operator.log_text()

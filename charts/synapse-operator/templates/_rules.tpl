@@ -45,6 +45,10 @@ rules and fails on a Forbidden and on any rule the scenarios do not use.
 - apiGroups: ["cert-manager.io"]
   resources: ["certificates"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# With spec.metrics.monitor, the Synapse's ServiceMonitor or PodMonitor, the same way.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["servicemonitors", "podmonitors"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The user's homeserver.yaml: read, never written.
 - apiGroups: [""]
   resources: ["configmaps"]

@@ -132,7 +132,7 @@ pub fn heisenbridge_deployment(
 
 /// The Service Synapse reaches the bridge through, at the registration's `url`.
 pub fn heisenbridge_service(meta: ObjectMeta, selector: BTreeMap<String, String>) -> Service {
-    named_port_service(meta, selector, PORT_NAME, PORT)
+    named_port_service(meta, selector, &[(PORT_NAME, PORT)])
 }
 
 #[cfg(test)]

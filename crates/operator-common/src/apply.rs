@@ -142,6 +142,16 @@ impl Applier {
         }
     }
 
+    /// Deletes `cached` (an object as a cache holds it), if there is one: what the spec no
+    /// longer asks for.
+    pub async fn delete_cached<K: Applicable>(&self, cached: Option<&K>) -> Result<(), Error> {
+        let Some(object) = cached else {
+            return Ok(());
+        };
+        let namespace = object.meta().namespace.clone().unwrap_or_default();
+        self.delete::<K>(&namespace, &object.name_any()).await
+    }
+
     /// Applies the Deployment `desired` unless `cached` holds it; returns where its rollout
     /// stands.
     pub async fn apply_deployment(

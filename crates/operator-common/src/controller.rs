@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt as _, StreamExt as _};
@@ -17,11 +17,12 @@ use kube::runtime::watcher;
 use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
 
+use crate::conditions::is_condition_true;
 use crate::error::{Error, ErrorKind};
 use crate::events::Events;
 use crate::health::Health;
-use crate::metrics::Metrics;
-use crate::reconciled::Reconciled;
+use crate::metrics::{Metrics, ObjectLabels, ObjectSource};
+use crate::reconciled::{ObjectStatus as _, Reconciled};
 use crate::runtime::Runtime;
 use crate::watch::{resource_of, tolerant};
 
@@ -120,6 +121,9 @@ pub async fn run_controller<K, Ctx, Fut>(
     let api = runtime.dynamic_api(&resource_of::<K>());
     let (store, triggers) = tolerant::<K>(api, watcher::Config::default(), events);
     caches.add(&store);
+    runtime
+        .metrics
+        .set_objects(Some(readiness_of(store.clone())));
     let config = controller::Config::default()
         .concurrency(runtime.concurrency)
         .debounce(DEBOUNCE);
@@ -153,6 +157,7 @@ pub async fn run_controller<K, Ctx, Fut>(
         .for_each(|result| async move { log_result(result) })
         .await;
     readiness.abort();
+    runtime.metrics.set_objects(None);
     runtime.health.set_synced(false);
 }
 
@@ -182,9 +187,9 @@ where
         );
         async move {
             caches.filled().await;
-            let started = Instant::now();
+            let reconciling = metrics.reconciling();
             let result = reconcile(object, context).await;
-            metrics.reconciled(started.elapsed());
+            drop(reconciling);
             if result.is_ok() {
                 backoff.succeeded(&reference);
             }
@@ -193,6 +198,27 @@ where
         .boxed()
         .instrument(span)
     }
+}
+
+/// Each cached object with whether its condition Ready is True, for the metrics.
+fn readiness_of<K: Reconciled>(store: Store<K>) -> ObjectSource {
+    Box::new(move || {
+        store
+            .state()
+            .iter()
+            .map(|object| {
+                let ready = object
+                    .status()
+                    .is_some_and(|status| is_condition_true(status.conditions(), "Ready"));
+                let labels = ObjectLabels {
+                    kind: K::kind(&()).into_owned(),
+                    object_namespace: object.meta().namespace.clone().unwrap_or_default(),
+                    object_name: object.meta().name.clone().unwrap_or_default(),
+                };
+                (labels, ready)
+            })
+            .collect()
+    })
 }
 
 /// Marks the operator ready once its caches are filled.

@@ -129,20 +129,24 @@ pub fn http_probe(path: &str, port_name: &str, period: i32, failures: i32) -> Pr
 pub fn named_port_service(
     meta: ObjectMeta,
     selector: BTreeMap<String, String>,
-    port_name: &str,
-    port: u16,
+    ports: &[(&str, u16)],
 ) -> Service {
     Service {
         metadata: meta,
         spec: Some(ServiceSpec {
             selector: Some(selector),
-            ports: Some(vec![ServicePort {
-                name: Some(port_name.into()),
-                port: i32::from(port),
-                target_port: Some(IntOrString::String(port_name.into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|&(name, port)| ServicePort {
+                        name: Some(name.into()),
+                        port: i32::from(port),
+                        target_port: Some(IntOrString::String(name.into())),
+                        protocol: Some("TCP".into()),
+                        ..ServicePort::default()
+                    })
+                    .collect(),
+            ),
             ..ServiceSpec::default()
         }),
         status: None,
@@ -296,7 +300,7 @@ mod tests {
 
     #[test]
     fn service_targets_the_named_port() {
-        let s = named_port_service(ObjectMeta::default(), selector(), "http", 8080);
+        let s = named_port_service(ObjectMeta::default(), selector(), &[("http", 8080)]);
         let spec = s.spec.unwrap();
         assert_eq!(spec.selector, Some(selector()));
         let port = &spec.ports.unwrap()[0];

@@ -39,6 +39,32 @@ impl Value {
         }
     }
 
+    /// The value as JSON, which Synapse reads back the same (JSON is YAML); `None` when it holds
+    /// what JSON cannot: [`Value::Other`], a non-finite float, an integer beyond 64 bits or a
+    /// mapping key that is no string.
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        use serde_json::Value as Json;
+        Some(match self {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Int(i) => Json::from(i64::try_from(*i).ok()?),
+            Value::Float(f) => Json::Number(serde_json::Number::from_f64(*f)?),
+            Value::Str(s) => Json::String(s.clone()),
+            Value::Other(_) => return None,
+            Value::Seq(items) => {
+                Json::Array(items.iter().map(Value::to_json).collect::<Option<_>>()?)
+            }
+            Value::Map(entries) => {
+                let mut map = serde_json::Map::new();
+                for (key, value) in entries {
+                    let Value::Str(key) = key else { return None };
+                    map.insert(key.clone(), value.to_json()?);
+                }
+                Json::Object(map)
+            }
+        })
+    }
+
     /// Python's truthiness of the value, which is how Synapse reads flags like `report_stats`.
     pub fn is_truthy(&self) -> bool {
         match self {

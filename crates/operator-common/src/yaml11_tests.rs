@@ -102,3 +102,24 @@ fn syntax_errors_say_where() {
         Yaml11Error::Syntax { .. } | Yaml11Error::UnknownAlias { .. }
     ));
 }
+
+#[test]
+fn to_json_keeps_the_yaml_1_1_meaning_or_refuses() {
+    let listeners = top(
+        "listeners:\n  - port: 8008\n    tls: off\n    bind_addresses: ['::', 0.0.0.0]\n    x_forwarded: yes\n    resources: [{names: [client, 'no'], compress: false}]\n",
+        "listeners",
+    );
+    assert_eq!(
+        listeners.to_json(),
+        Some(serde_json::json!([{
+            "port": 8008,
+            "tls": false,
+            "bind_addresses": ["::", "0.0.0.0"],
+            "x_forwarded": true,
+            "resources": [{"names": ["client", "no"], "compress": false}],
+        }]))
+    );
+    assert_eq!(top("k: 2001-12-14", "k").to_json(), None);
+    assert_eq!(top("k: {1: a}", "k").to_json(), None);
+    assert_eq!(top("k: .nan", "k").to_json(), None);
+}

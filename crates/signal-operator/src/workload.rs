@@ -161,7 +161,7 @@ pub fn bridge_deployment(
 
 /// The Service Synapse reaches the bridge through, at the registration's `url`.
 pub fn bridge_service(meta: ObjectMeta, selector: BTreeMap<String, String>) -> Service {
-    named_port_service(meta, selector, PORT_NAME, PORT)
+    named_port_service(meta, selector, &[(PORT_NAME, PORT)])
 }
 
 #[cfg(test)]

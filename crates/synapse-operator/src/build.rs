@@ -27,7 +27,7 @@ use crate::workload::{
 pub const DEFAULT_IMAGE: &str = "matrixdotorg/synapse:v1.163.2";
 const DEFAULT_STORAGE_SIZE: &str = "10Gi";
 /// `app.kubernetes.io/component` of the homeserver's pod, Deployment and Service.
-const HOMESERVER: &str = "homeserver";
+pub const HOMESERVER: &str = "homeserver";
 
 /// The objects applied for a Synapse, besides its generated secrets.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +104,7 @@ pub fn children(
                 .as_ref(),
         ]),
         registrations,
+        metrics_port: config.metrics.as_ref().map(|m| m.port),
         env: database
             .connection()
             .map(|c| vec![c.password_env()])
@@ -118,7 +119,12 @@ pub fn children(
     let selector = subject.selector(HOMESERVER);
     Children {
         deployment: synapse_deployment(workload_meta(), selector.clone(), &workload),
-        service: synapse_service(workload_meta(), selector, config.facts.client_port),
+        service: synapse_service(
+            workload_meta(),
+            selector,
+            config.facts.client_port,
+            config.metrics.as_ref().map(|m| m.port),
+        ),
         config_secret,
         claim,
     }
@@ -152,6 +158,8 @@ fn config_files(
             .public
             .as_ref()
             .is_some_and(Public::serves_server_well_known),
+        listeners: config.metrics.as_ref().and_then(|m| m.listeners.clone()),
+        enable_metrics: config.metrics.as_ref().is_some_and(|m| m.enable),
     });
     BTreeMap::from([
         (

@@ -9,6 +9,7 @@ use operator_common::wiring::Owned;
 
 use crate::certificate::Certificate;
 use crate::http_route::HTTPRoute;
+use crate::monitor::{PodMonitor, ServiceMonitor};
 
 /// The objects a reconciliation reads without a request.
 #[derive(Clone)]
@@ -24,6 +25,10 @@ pub struct Caches {
     pub routes: Store<HTTPRoute>,
     pub ingresses: Store<Ingress>,
     pub certificates: Store<Certificate>,
+    /// The monitors of Synapses with `spec.metrics.monitor`; not awaited either, the
+    /// Prometheus Operator's CRDs may be missing.
+    pub service_monitors: Store<ServiceMonitor>,
+    pub pod_monitors: Store<PodMonitor>,
 }
 
 /// What a reconciliation runs with.

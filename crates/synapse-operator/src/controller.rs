@@ -20,6 +20,7 @@ use crate::certificate::Certificate;
 use crate::context::{Caches, Context};
 use crate::database::database_source;
 use crate::http_route::HTTPRoute;
+use crate::monitor::{PodMonitor, ServiceMonitor};
 use crate::reconcile::reconcile;
 use crate::status::EVENTS;
 
@@ -38,6 +39,9 @@ pub async fn run(runtime: Runtime) {
     let (routes, route_triggers) = cache(runtime.api::<HTTPRoute>(), managed());
     let (certificates, certificate_triggers) = cache(runtime.api::<Certificate>(), managed());
     let (ingresses, ingress_triggers) = cache(runtime.api::<Ingress>(), managed());
+    let (service_monitors, service_monitor_triggers) =
+        cache(runtime.api::<ServiceMonitor>(), managed());
+    let (pod_monitors, pod_monitor_triggers) = cache(runtime.api::<PodMonitor>(), managed());
     filled.add(&ingresses);
     let inputs = wiring::inputs(&runtime);
     let caches = Caches {
@@ -47,6 +51,8 @@ pub async fn run(runtime: Runtime) {
         routes,
         ingresses,
         certificates,
+        service_monitors,
+        pod_monitors,
     };
     let pipeline = Pipeline::of(&runtime, EVENTS);
     let context = Arc::new(Context { pipeline, caches });
@@ -57,7 +63,9 @@ pub async fn run(runtime: Runtime) {
                 .wire(controller)
                 .owns_stream(route_triggers)
                 .owns_stream(ingress_triggers)
-                .owns_stream(certificate_triggers);
+                .owns_stream(certificate_triggers)
+                .owns_stream(service_monitor_triggers)
+                .owns_stream(pod_monitor_triggers);
             let controller = storage_triggers
                 .wire(controller, database_source)
                 .watches_stream(registration_triggers, |secret| {

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::Ingress;
-use operator_common::apply::{Applicable, Applier};
+use operator_common::apply::Applier;
 use operator_common::error::Error;
 use operator_common::subject::{Lifetime, Subject};
-use serde::Serialize;
 use synapse_types::Synapse;
 use synapse_types::expose::Expose;
 
@@ -52,10 +51,12 @@ pub async fn converge(
 ) -> Result<Exposure, Error> {
     let expose = synapse.spec.expose.as_ref();
     let (Some(public), Some(expose)) = (&config.public, expose) else {
-        remove(applier, subject, &cached.route).await?;
-        remove(applier, subject, &cached.federation_route).await?;
-        remove(applier, subject, &cached.ingress).await?;
-        remove(applier, subject, &cached.certificate).await?;
+        applier.delete_cached(cached.route.as_deref()).await?;
+        applier
+            .delete_cached(cached.federation_route.as_deref())
+            .await?;
+        applier.delete_cached(cached.ingress.as_deref()).await?;
+        applier.delete_cached(cached.certificate.as_deref()).await?;
         return Ok(Exposure::Off);
     };
     let objects = Objects {
@@ -102,8 +103,10 @@ impl Objects<'_> {
     ) -> Result<Option<Exposure>, Error> {
         let dedicated = !self.public.serves_server_well_known();
         let Some(gateway) = &self.expose.gateway else {
-            remove(self.applier, self.subject, cached).await?;
-            remove(self.applier, self.subject, cached_federation).await?;
+            self.applier.delete_cached(cached.as_deref()).await?;
+            self.applier
+                .delete_cached(cached_federation.as_deref())
+                .await?;
             return Ok(None);
         };
         let service = names::workload(&self.subject.name);
@@ -119,7 +122,9 @@ impl Objects<'_> {
             let existing = cached_federation.as_deref();
             applied = self.applier.apply_if_served(&route, existing).await?;
         } else if !dedicated {
-            remove(self.applier, self.subject, cached_federation).await?;
+            self.applier
+                .delete_cached(cached_federation.as_deref())
+                .await?;
         }
         Ok(applied.err().map(|_| Exposure::Unserved {
             reason: "GatewayAPIMissing",
@@ -129,7 +134,7 @@ impl Objects<'_> {
 
     async fn ingress(&self, cached: &Option<Arc<Ingress>>) -> Result<(), Error> {
         let Some(spec) = &self.expose.ingress else {
-            return remove(self.applier, self.subject, cached).await;
+            return self.applier.delete_cached(cached.as_deref()).await;
         };
         let service = names::workload(&self.subject.name);
         let tls = self.expose.tls.as_ref();
@@ -153,7 +158,9 @@ impl Objects<'_> {
     ) -> Result<Option<Exposure>, Error> {
         let tls = self.expose.tls.as_ref();
         let Some((tls, issuer)) = tls.and_then(|tls| Some((tls, tls.issuer.as_ref()?))) else {
-            return remove(self.applier, self.subject, cached)
+            return self
+                .applier
+                .delete_cached(cached.as_deref())
                 .await
                 .map(|()| None);
         };
@@ -167,17 +174,4 @@ impl Objects<'_> {
             crd: "certificates.cert-manager.io (cert-manager)",
         }))
     }
-}
-
-/// Deletes the `cached` object, if there is one.
-async fn remove<K: Applicable + Serialize>(
-    applier: &Applier,
-    subject: &Subject,
-    cached: &Option<Arc<K>>,
-) -> Result<(), Error> {
-    let Some(object) = cached else {
-        return Ok(());
-    };
-    let name = object.meta().name.clone().unwrap_or_default();
-    applier.delete::<K>(&subject.namespace, &name).await
 }

@@ -16,8 +16,8 @@ use synapse_types::Synapse;
 
 use crate::appservice::{Announced, announcements};
 use crate::context::Context;
-use crate::expose;
 use crate::names;
+use crate::{expose, monitoring};
 
 /// What a reconciliation of one Synapse reads.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +33,8 @@ pub struct Inputs {
     pub service: Option<Arc<Service>>,
     /// Its HTTPRoute, Ingress and Certificate.
     pub exposure: expose::Cached,
+    /// Its ServiceMonitor or PodMonitor.
+    pub monitors: monitoring::Cached,
 }
 
 /// Reads the inputs of `synapse`.
@@ -63,6 +65,10 @@ pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Resu
             federation_route: cached(&caches.routes, namespace, &names::federation_route(name)),
             ingress: cached(&caches.ingresses, namespace, &names::workload(name)),
             certificate: cached(&caches.certificates, namespace, &names::workload(name)),
+        },
+        monitors: monitoring::Cached {
+            service_monitor: cached(&caches.service_monitors, namespace, &names::workload(name)),
+            pod_monitor: cached(&caches.pod_monitors, namespace, &names::workload(name)),
         },
     })
 }

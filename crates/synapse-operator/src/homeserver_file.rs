@@ -27,6 +27,23 @@ pub struct HomeserverFacts {
     pub has_database: bool,
     /// The public settings the file sets itself, which `spec.expose` must agree with.
     pub public: PublicSettings,
+    /// What the file says about Synapse's metrics.
+    pub metrics: MetricsSettings,
+    /// Every TCP port a listener of the file takes.
+    pub listener_ports: Vec<u16>,
+    /// The file's listeners as JSON, for an overlay that adds one (Synapse replaces a top-level
+    /// key of an earlier file, lists included); `None` when they hold what JSON cannot.
+    pub listeners: Option<Vec<serde_json::Value>>,
+}
+
+/// Synapse's metrics as a user's file sets them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// The port of its own metrics listener: `type: metrics`, or plain HTTP with the `metrics`
+    /// resource.
+    pub listener_port: Option<u16>,
+    /// `enable_metrics` (Python truthiness), when the file sets it.
+    pub enable_metrics: Option<bool>,
 }
 
 /// `public_baseurl` and `serve_server_wellknown` as a user's file sets them (`None`: unset), and
@@ -117,7 +134,8 @@ pub fn read_homeserver_file(text: &str) -> Result<HomeserverFacts, HomeserverFil
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(HomeserverFileError::AppServiceFilesNotList),
     };
-    let client = client_listener(doc.get("listeners"))?;
+    let listeners = read_listeners(doc.get("listeners"))?;
+    let client = listeners.client;
     Ok(HomeserverFacts {
         server_name,
         report_stats,
@@ -143,6 +161,18 @@ pub fn read_homeserver_file(text: &str) -> Result<HomeserverFacts, HomeserverFil
             serve_server_wellknown: doc.get("serve_server_wellknown").map(Value::is_truthy),
             x_forwarded: client.x_forwarded,
         },
+        metrics: MetricsSettings {
+            listener_port: listeners.metrics_port,
+            enable_metrics: doc.get("enable_metrics").map(Value::is_truthy),
+        },
+        listener_ports: listeners.ports,
+        listeners: doc
+            .get("listeners")
+            .and_then(Value::to_json)
+            .and_then(|json| match json {
+                serde_json::Value::Array(items) => Some(items),
+                _ => None,
+            }),
     })
 }
 
@@ -161,23 +191,42 @@ fn strtobool(value: &Value, key: &'static str) -> Result<bool, HomeserverFileErr
     }
 }
 
-/// The port of the listener probes and clients use: the first plain-HTTP TCP listener serving
-/// the client API, else the first plain-HTTP TCP listener (`/health` is on every one of them).
-/// The plain-HTTP listener the client API is reached on.
+/// The plain-HTTP listener the client API is reached on: the first plain-HTTP TCP listener
+/// serving the client API, else the first plain-HTTP TCP listener (`/health` is on every one).
 struct ClientListener {
     port: u16,
     x_forwarded: bool,
 }
 
-fn client_listener(listeners: Option<&Value>) -> Result<ClientListener, HomeserverFileError> {
+/// What the operator reads from the listeners.
+struct Listeners {
+    client: ClientListener,
+    metrics_port: Option<u16>,
+    ports: Vec<u16>,
+}
+
+fn has_resource(listener: &Value, resource: &str) -> bool {
+    match listener.get("resources") {
+        Some(Value::Seq(resources)) => resources.iter().any(|r| {
+            matches!(r.get("names"), Some(Value::Seq(names))
+                if names.iter().any(|n| matches!(n, Value::Str(s) if s == resource)))
+        }),
+        _ => false,
+    }
+}
+
+fn read_listeners(listeners: Option<&Value>) -> Result<Listeners, HomeserverFileError> {
     let listeners = match listeners {
         None | Some(Value::Null) => return Err(HomeserverFileError::NoHttpListener),
         Some(Value::Seq(items)) => items,
         Some(_) => return Err(HomeserverFileError::ListenersNotList),
     };
-    let mut http = Vec::new();
+    let (mut http, mut metrics_port, mut ports) = (Vec::new(), None, Vec::new());
     for (index, listener) in listeners.iter().enumerate() {
-        let is_http = matches!(listener.get("type"), Some(Value::Str(t)) if t == "http");
+        let kind = match listener.get("type") {
+            Some(Value::Str(t)) => t.as_str(),
+            _ => "",
+        };
         let tls = listener.get("tls").is_some_and(Value::is_truthy);
         let port = match listener.get("port") {
             None | Some(Value::Null) => continue, // a UNIX socket listener
@@ -189,23 +238,30 @@ fn client_listener(listeners: Option<&Value>) -> Result<ClientListener, Homeserv
         if port == 0 {
             return Err(HomeserverFileError::BadListenerPort { index });
         }
-        if is_http && !tls {
-            let serves_client = match listener.get("resources") {
-                Some(Value::Seq(resources)) => resources.iter().any(|r| {
-                    matches!(r.get("names"), Some(Value::Seq(names))
-                        if names.iter().any(|n| matches!(n, Value::Str(s) if s == "client")))
-                }),
-                _ => false,
-            };
+        ports.push(port);
+        let plain_http = kind == "http" && !tls;
+        if metrics_port.is_none()
+            && (kind == "metrics" || plain_http && has_resource(listener, "metrics"))
+        {
+            metrics_port = Some(port);
+        }
+        if plain_http {
             let x_forwarded = listener.get("x_forwarded").is_some_and(Value::is_truthy);
-            http.push((serves_client, ClientListener { port, x_forwarded }));
+            let client = ClientListener { port, x_forwarded };
+            http.push((has_resource(listener, "client"), client));
         }
     }
     let first = http.iter().position(|(client, _)| *client).unwrap_or(0);
-    http.into_iter()
+    let client = http
+        .into_iter()
         .nth(first)
         .map(|(_, listener)| listener)
-        .ok_or(HomeserverFileError::NoHttpListener)
+        .ok_or(HomeserverFileError::NoHttpListener)?;
+    Ok(Listeners {
+        client,
+        metrics_port,
+        ports,
+    })
 }
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]

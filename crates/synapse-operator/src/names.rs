@@ -1,6 +1,7 @@
 //! The names of what a Synapse is made of, and of the application its objects are labelled
 //! with. A leaf module: every step reads it, it reads nothing.
 
+use synapse_types::metrics::METRICS_PATH;
 use synapse_types::synapse::DATABASE_CLUSTER_SUFFIX;
 
 /// `app.kubernetes.io/name` of a Synapse's objects.
@@ -43,4 +44,9 @@ pub const DATABASE_NAME: &str = "synapse";
 /// The client URL inside the cluster, as bridges reach it.
 pub fn client_url(synapse: &str, namespace: &str, port: u16) -> String {
     format!("http://{synapse}.{namespace}.svc:{port}")
+}
+
+/// Where Prometheus scrapes the metrics inside the cluster.
+pub fn metrics_url(synapse: &str, namespace: &str, port: u16) -> String {
+    format!("http://{synapse}.{namespace}.svc:{port}{METRICS_PATH}")
 }

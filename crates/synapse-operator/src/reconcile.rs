@@ -14,11 +14,12 @@ use synapse_types::{Synapse, SynapseStatus};
 use crate::appservice::decide;
 use crate::context::Context;
 use crate::homeserver_secret::complete_homeserver_secrets;
-use crate::names::{APP_NAME, client_url};
+use crate::names::{APP_NAME, client_url, metrics_url};
 use crate::status::{Outcome, converged};
-use crate::{build, database, expose, fetch, resolve};
+use crate::{build, database, expose, fetch, monitoring, resolve};
 
-/// Reconciles one Synapse: fetch → validate → database → build → apply → expose → status.
+/// Reconciles one Synapse: fetch → validate → database → build → apply → expose → monitor →
+/// status.
 pub async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, Error> {
     let synapse = ctx.pipeline.current(synapse);
     let outcome = match Subject::of(synapse.as_ref(), APP_NAME, ctx.field_manager()) {
@@ -80,11 +81,16 @@ async fn converge(
         .apply(&desired.service, inputs.service.as_deref())
         .await?;
     let exposure = expose::converge(applier, synapse, subject, &config, inputs.exposure).await?;
+    let monitoring =
+        monitoring::converge(applier, synapse, subject, &config, inputs.monitors).await?;
     let deployed = Outcome::Deployed {
         exposure: &exposure,
+        monitoring,
         config: &config,
         database: &database,
         client_url: client_url(&subject.name, &subject.namespace, config.facts.client_port),
+        metrics_url: (config.metrics.as_ref())
+            .map(|m| metrics_url(&subject.name, &subject.namespace, m.port)),
         rollout,
         app_services: &app_services,
     };

@@ -88,6 +88,8 @@ fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
         routes: store_of(cached.routes),
         ingresses: store_of(Vec::new()),
         certificates: store_of(Vec::new()),
+        service_monitors: store_of(Vec::new()),
+        pod_monitors: store_of(Vec::new()),
     };
     Arc::new(context_of(client, caches))
 }

@@ -75,6 +75,9 @@ pub struct OverlayInput {
     /// `/.well-known/matrix/client`), and whether it answers `/.well-known/matrix/server`.
     pub public_baseurl: Option<String>,
     pub serve_server_wellknown: bool,
+    /// The listeners to replace the base file's with, and whether to set `enable_metrics`.
+    pub listeners: Option<Vec<Value>>,
+    pub enable_metrics: bool,
 }
 
 /// The database the overlay gives Synapse.
@@ -135,6 +138,12 @@ pub fn render_overlay(input: &OverlayInput) -> String {
     if let Some(url) = &input.public_baseurl {
         config["public_baseurl"] = json!(url);
         config["serve_server_wellknown"] = json!(input.serve_server_wellknown);
+    }
+    if let Some(listeners) = &input.listeners {
+        config["listeners"] = json!(listeners);
+    }
+    if input.enable_metrics {
+        config["enable_metrics"] = json!(true);
     }
     match &input.database {
         OverlayDatabase::Base => {}

@@ -8,10 +8,8 @@ use crate::fetch::Inputs;
 use operator_common::grant::{NotGranted, REFERENCE_NOT_GRANTED};
 use operator_common::input::{ConfigMapInput, InputProblem};
 
-use crate::homeserver_file::{
-    DEFAULT_CLIENT_PORT, HomeserverFacts, HomeserverFileError, InlineSecrets, PublicSettings,
-    read_homeserver_file,
-};
+use crate::homeserver_file::{HomeserverFacts, HomeserverFileError, read_homeserver_file};
+use crate::metrics::{MetricsProblem, ServedMetrics, served};
 use crate::public::{ExposeProblem, Public, public};
 use crate::render::{Values, render_values_homeserver};
 
@@ -26,6 +24,8 @@ pub struct ResolvedConfig {
     pub facts: HomeserverFacts,
     /// What `spec.expose` makes public, if it is set.
     pub public: Option<Public>,
+    /// Where Synapse serves its metrics, if it does.
+    pub metrics: Option<ServedMetrics>,
 }
 
 impl ResolvedConfig {
@@ -44,6 +44,8 @@ impl ResolvedConfig {
 pub enum ConfigProblem {
     #[error(transparent)]
     Expose(#[from] ExposeProblem),
+    #[error(transparent)]
+    Metrics(#[from] MetricsProblem),
     #[error(transparent)]
     ReferenceNotGranted(#[from] NotGranted),
     #[error(
@@ -78,9 +80,11 @@ pub enum ConfigProblem {
 
 impl ConfigProblem {
     /// Every reason [`ConfigProblem::reason`] gives.
-    pub const REASONS: [&'static str; 12] = [
+    pub const REASONS: [&'static str; 14] = [
         "ExposedServerNameHasPort",
         "ExposureConflict",
+        "MetricsPortConflict",
+        "MetricsListenerNotAdded",
         REFERENCE_NOT_GRANTED,
         "ConfigMapNotFound",
         "HomeserverYamlMissing",
@@ -98,6 +102,7 @@ impl ConfigProblem {
         match self {
             ConfigProblem::ReferenceNotGranted(_) => REFERENCE_NOT_GRANTED,
             ConfigProblem::Expose(problem) => problem.reason(),
+            ConfigProblem::Metrics(problem) => problem.reason(),
             ConfigProblem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
             ConfigProblem::MissingHomeserverKey { .. } => "HomeserverYamlMissing",
             ConfigProblem::InvalidHomeserverFile { error, .. } => match error {
@@ -136,6 +141,7 @@ pub fn config(
         &facts.server_name,
         &facts.public,
     )?;
+    config.metrics = served(&synapse.spec.metrics, facts)?;
     Ok(config)
 }
 
@@ -188,23 +194,14 @@ pub fn check_database(
 }
 
 fn from_values(values: &Values) -> ResolvedConfig {
+    let base_file = render_values_homeserver(values);
+    // Read back like a user's file, so the facts cannot disagree with what was rendered.
+    let facts = read_homeserver_file(&base_file).expect("the rendered homeserver.yaml reads back");
     ResolvedConfig {
-        base_file: render_values_homeserver(values),
-        facts: HomeserverFacts {
-            server_name: values.server_name.clone(),
-            report_stats: values.report_stats,
-            registration_enabled: values.enable_registration,
-            client_port: DEFAULT_CLIENT_PORT,
-            app_service_config_files: Vec::new(),
-            inline_secrets: InlineSecrets::default(),
-            has_database: true,
-            // The rendered listener has `x_forwarded: true`.
-            public: PublicSettings {
-                x_forwarded: true,
-                ..PublicSettings::default()
-            },
-        },
+        base_file,
+        facts,
         public: None,
+        metrics: None,
     }
 }
 
@@ -225,6 +222,7 @@ fn from_config_map(input: &ConfigMapInput) -> Result<ResolvedConfig, ConfigProbl
             base_file: text,
             facts,
             public: None,
+            metrics: None,
         }),
         Err(error) => Err(ConfigProblem::InvalidHomeserverFile {
             namespace,

@@ -14,13 +14,19 @@ use synapse_types::synapse::SynapseStatus;
 
 use crate::appservice::Decision;
 use crate::expose::Exposure;
+use crate::monitoring::Monitoring;
 use crate::public::Public;
 use crate::resolve::{ConfigProblem, ResolvedConfig};
 
 /// The Events of a Synapse: every change of `Ready` (its progress included) and of
 /// `DatabaseReady`; a Warning for what the user must act on.
 pub const EVENTS: EventPolicy = EventPolicy {
-    conditions: &[CONDITION_READY, CONDITION_DATABASE_READY, CONDITION_EXPOSED],
+    conditions: &[
+        CONDITION_READY,
+        CONDITION_DATABASE_READY,
+        CONDITION_EXPOSED,
+        CONDITION_MONITORED,
+    ],
     is_warning,
     announce_progress: true,
 };
@@ -30,6 +36,7 @@ fn is_warning(condition: &Condition) -> bool {
     condition.status != "True"
         && (condition.type_ == CONDITION_DATABASE_READY
             || condition.type_ == CONDITION_EXPOSED
+            || condition.type_ == CONDITION_MONITORED
             || condition.reason == REASON_ROLLOUT_FAILED
             || ConfigProblem::REASONS.contains(&condition.reason.as_str()))
 }
@@ -49,6 +56,10 @@ pub fn converged(synapse: &Synapse, outcome: &Outcome<'_>, now: Time) -> Converg
         Outcome::WaitingForDatabase { database, .. } => database.retry_after(),
         Outcome::Deployed {
             exposure: Exposure::Unserved { .. },
+            ..
+        }
+        | Outcome::Deployed {
+            monitoring: Monitoring::Unserved(_),
             ..
         } => Some(CRD_RETRY),
         _ => None,
@@ -94,6 +105,9 @@ fn app_service_notices(before: Option<&SynapseStatus>, after: &SynapseStatus) ->
 /// Condition type: with `spec.expose`, the Synapse is routed from outside the cluster.
 pub const CONDITION_EXPOSED: &str = "Exposed";
 
+/// Condition type: with `spec.metrics.monitor`, Prometheus is told to scrape the Synapse.
+pub const CONDITION_MONITORED: &str = "Monitored";
+
 /// Condition type: a rollout of the current configuration is under way.
 pub const CONDITION_PROGRESSING: &str = "Progressing";
 
@@ -110,9 +124,11 @@ pub enum Outcome<'a> {
     /// The workload for `config`, with the accepted app services of `app_services`, was applied.
     Deployed {
         exposure: &'a Exposure,
+        monitoring: Monitoring,
         config: &'a ResolvedConfig,
         database: &'a Readiness,
         client_url: String,
+        metrics_url: Option<String>,
         rollout: Rollout,
         app_services: &'a Decision,
     },
@@ -178,13 +194,17 @@ pub fn next_status(
         }
         Outcome::Deployed {
             exposure,
+            monitoring,
             config,
             database,
             client_url,
+            metrics_url,
             rollout,
             app_services,
         } => {
             publish_exposure(&mut status, exposure, generation, now.clone());
+            publish_monitoring(&mut status, *monitoring, generation, now.clone());
+            status.metrics_url = metrics_url.clone();
             status.homeserver_configuration = Some(config.status());
             status.client_url = Some(client_url.clone());
             status.app_services = app_services.statuses.clone();
@@ -269,6 +289,54 @@ fn publish_exposure(
         &mut status.conditions,
         ConditionUpdate {
             type_: CONDITION_EXPOSED,
+            status: condition_status,
+            reason,
+            message: &message,
+            observed_generation: generation,
+        },
+        now,
+    );
+}
+
+/// The `Monitored` condition; none without `spec.metrics.monitor`.
+fn publish_monitoring(
+    status: &mut SynapseStatus,
+    monitoring: Monitoring,
+    generation: Option<i64>,
+    now: Time,
+) {
+    let (condition_status, reason, message) = match monitoring {
+        Monitoring::Off => {
+            status.conditions.retain(|c| c.type_ != CONDITION_MONITORED);
+            return;
+        }
+        Monitoring::Monitored(kind) => (
+            ConditionStatus::True,
+            "MonitorApplied",
+            format!("the {kind} of this Synapse tells Prometheus to scrape its metrics"),
+        ),
+        Monitoring::MetricsDisabled => (
+            ConditionStatus::False,
+            "MetricsDisabled",
+            "spec.metrics.monitor asks for a monitor, but homeserver.yaml sets enable_metrics: \
+             false: remove it, or remove spec.metrics.monitor"
+                .to_owned(),
+        ),
+        Monitoring::Unserved(kind) => (
+            ConditionStatus::False,
+            "PrometheusOperatorMissing",
+            format!(
+                "spec.metrics.monitor needs the {kind} CRD (monitoring.coreos.com/v1, the \
+                 Prometheus Operator), which the cluster does not serve: install it; Synapse \
+                 serves its metrics meanwhile, and the operator looks again every {}s",
+                CRD_RETRY.as_secs()
+            ),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        ConditionUpdate {
+            type_: CONDITION_MONITORED,
             status: condition_status,
             reason,
             message: &message,

@@ -2,6 +2,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::*;
 use crate::expose::Exposure;
+use crate::monitoring::Monitoring;
 use crate::resolve::resolve;
 
 fn values_config() -> ResolvedConfig {
@@ -25,8 +26,10 @@ fn running_status_and_steady_state_equality() {
     let config = values_config();
     let outcome = Outcome::Deployed {
         exposure: &Exposure::Off,
+        monitoring: Monitoring::Off,
         config: &config,
         client_url: "http://hs.ns.svc:8008".into(),
+        metrics_url: None,
         database: &Readiness::Sqlite,
         rollout: Rollout::Ready,
         app_services: &Decision::default(),
@@ -52,8 +55,10 @@ fn a_problem_fails_and_keeps_the_running_configuration() {
         Some(1),
         &Outcome::Deployed {
             exposure: &Exposure::Off,
+            monitoring: Monitoring::Off,
             config: &config,
             client_url: "http://hs.ns.svc:8008".into(),
+            metrics_url: None,
             database: &Readiness::Sqlite,
             rollout: Rollout::Ready,
             app_services: &Decision::default(),
@@ -144,9 +149,11 @@ fn a_ready_database_is_published_without_its_password_and_kept_when_it_falters()
         Some(1),
         &Outcome::Deployed {
             exposure: &Exposure::Off,
+            monitoring: Monitoring::Off,
             config: &config,
             database: &ready_db,
             client_url: "http://hs.ns.svc:8008".into(),
+            metrics_url: None,
             rollout: Rollout::Ready,
             app_services: &Decision::default(),
         },

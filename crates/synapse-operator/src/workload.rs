@@ -16,6 +16,8 @@ use crate::render::paths;
 /// UID and GID of the Synapse image's user.
 pub const SYNAPSE_UID: i64 = 991;
 const PORT_NAME: &str = "http";
+/// The name of the metrics listener's port, which ServiceMonitors and PodMonitors scrape.
+pub const METRICS_PORT_NAME: &str = "metrics";
 
 /// An accepted app-service registration, mounted at `/appservices/<dir>/registration.yaml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct SynapseWorkload {
     pub resources: ResourceRequirements,
     /// Environment of the container: the database password (`PGPASSWORD`) when on PostgreSQL.
     pub env: Vec<EnvVar>,
+    /// The port of Synapse's metrics listener, if it serves metrics.
+    pub metrics_port: Option<u16>,
 }
 
 pub const CONFIG_HASH_ANNOTATION: &str = "synapse.opdev.io/config-hash";
@@ -116,7 +120,12 @@ pub fn synapse_deployment(
             .map(String::from)
             .to_vec(),
         ),
-        ports: Some(vec![named_container_port(PORT_NAME, workload.client_port)]),
+        ports: Some(
+            ports(workload.client_port, workload.metrics_port)
+                .into_iter()
+                .map(|(name, port)| named_container_port(name, port))
+                .collect(),
+        ),
         env: (!workload.env.is_empty()).then(|| workload.env.clone()),
         // First start runs database migrations: allow up to 10 minutes.
         startup_probe: Some(probe(5, 120)),
@@ -141,8 +150,17 @@ pub fn synapse_service(
     meta: ObjectMeta,
     selector: BTreeMap<String, String>,
     client_port: u16,
+    metrics_port: Option<u16>,
 ) -> Service {
-    named_port_service(meta, selector, PORT_NAME, client_port)
+    named_port_service(meta, selector, &ports(client_port, metrics_port))
+}
+
+/// The named ports of the pod and the Service: the client API's, and the metrics listener's.
+fn ports(client_port: u16, metrics_port: Option<u16>) -> Vec<(&'static str, u16)> {
+    let metrics = metrics_port.map(|port| (METRICS_PORT_NAME, port));
+    std::iter::once((PORT_NAME, client_port))
+        .chain(metrics)
+        .collect()
 }
 
 #[cfg(test)]
@@ -164,6 +182,7 @@ mod tests {
             config_hash: "abc".into(),
             resources: default_resources(),
             env: Vec::new(),
+            metrics_port: Some(9000),
         }
     }
 
@@ -237,10 +256,27 @@ mod tests {
     }
 
     #[test]
-    fn service_follows_the_client_port() {
-        let s = synapse_service(ObjectMeta::default(), selector(), 8080);
-        let port = &s.spec.unwrap().ports.unwrap()[0];
-        assert_eq!(port.port, 8080);
-        assert_eq!(port.name.as_deref(), Some("http"));
+    fn service_follows_the_client_and_metrics_ports() {
+        let s = synapse_service(ObjectMeta::default(), selector(), 8080, None);
+        let ports = s.spec.unwrap().ports.unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].port, 8080);
+        assert_eq!(ports[0].name.as_deref(), Some("http"));
+        let s = synapse_service(ObjectMeta::default(), selector(), 8080, Some(9102));
+        let ports = s.spec.unwrap().ports.unwrap();
+        assert_eq!(ports[1].port, 9102);
+        assert_eq!(ports[1].name.as_deref(), Some("metrics"));
+        let d = synapse_deployment(ObjectMeta::default(), selector(), &workload());
+        let container = &d.spec.unwrap().template.spec.unwrap().containers[0];
+        let names: Vec<_> = container
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone(), p.container_port))
+            .collect();
+        assert_eq!(
+            names,
+            [(Some("http".into()), 8008), (Some("metrics".into()), 9000)]
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod contract;
 pub mod expose;
 pub mod heisenbridge;
 pub mod mautrix_signal;
+pub mod metrics;
 pub mod synapse;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{

@@ -15,6 +15,7 @@ use crate::common::{
 };
 use crate::contract::AppServiceStatus;
 use crate::expose::Expose;
+use crate::metrics::Metrics;
 
 /// CEL rule: a Matrix server name is a DNS name, an IPv4 literal or a bracketed IPv6 literal,
 /// optionally followed by `:port` (Matrix specification, appendix "Server Name").
@@ -200,6 +201,11 @@ pub struct SynapseSpec {
     /// inside the cluster only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expose: Option<Expose>,
+
+    /// Synapse's Prometheus metrics: served by default on a listener the operator adds, and
+    /// scraped through a ServiceMonitor or PodMonitor when `monitor` is set.
+    #[serde(default)]
+    pub metrics: Metrics,
 }
 
 /// The data volume of a Synapse.
@@ -330,6 +336,11 @@ pub struct SynapseStatus {
     /// `/.well-known/matrix/server` delegates to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation_endpoint: Option<String>,
+
+    /// With `spec.metrics.enabled`: where Prometheus scrapes Synapse's metrics inside the
+    /// cluster (e.g. http://NAME.NAMESPACE.svc:9000/_synapse/metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
 
     /// The bridges deployed for this Synapse (kept from the original operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]

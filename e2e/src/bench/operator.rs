@@ -15,6 +15,9 @@ use nix::unistd::Pid;
 
 use crate::operators::{free_local_port, http_get};
 
+/// The prefix of the operators' metric names (operator_common::metrics::PREFIX).
+const METRIC_PREFIX: &str = "matrix_operator";
+
 /// The environment variables the operators read their flags from: none may leak into the run
 /// (a `WATCH_NAMESPACE` would narrow it to one namespace).
 const FLAG_VARIABLES: [&str; 8] = [
@@ -30,8 +33,9 @@ const FLAG_VARIABLES: [&str; 8] = [
 
 /// A running operator; [`Operator::stop`] it (dropping it kills it).
 pub struct Operator {
-    /// The metric prefix: `synapse-operator` exposes `synapse_operator_…`.
-    prefix: String,
+    /// The metric prefix of builds before the shared `matrix_operator_…` names:
+    /// `synapse-operator` exposed `synapse_operator_…`. The benchmark may measure such a build.
+    old_prefix: String,
     child: Child,
     health_addr: SocketAddr,
     metrics_addr: SocketAddr,
@@ -66,7 +70,7 @@ impl Operator {
             .spawn()
             .with_context(|| format!("start {}", binary.display()))?;
         Ok(Self {
-            prefix: name.replace('-', "_"),
+            old_prefix: name.replace('-', "_"),
             child,
             health_addr,
             metrics_addr,
@@ -120,15 +124,19 @@ impl Operator {
         if code != 200 {
             bail!("the operator's /metrics answered {code}");
         }
-        let requests = samples_by_label(&text, &format!("{}_kube_requests_total", self.prefix));
-        if requests.is_empty() {
+        let Some((prefix, requests)) = [METRIC_PREFIX, &self.old_prefix]
+            .into_iter()
+            .map(|prefix| {
+                let name = format!("{prefix}_kube_requests_total");
+                (prefix, samples_by_label(&text, &name, "method"))
+            })
+            .find(|(_, requests)| !requests.is_empty())
+        else {
             bail!(
-                "the operator's /metrics has no {}_kube_requests_total: is it older than the \
-                 request counter (commit 0d1b61c)?",
-                self.prefix
+                "the operator's /metrics has no {METRIC_PREFIX}_kube_requests_total: is it older \
+                 than the request counter (commit 0d1b61c)?"
             );
-        }
-        let prefix = &self.prefix;
+        };
         // `+ 0.0`: an empty sum is -0.0.
         let total = |name: &str| crate::operator_process::metric_sum(&text, name) + 0.0;
         Ok(Sample {
@@ -257,13 +265,19 @@ pub struct Usage {
 
 /// `name{method="GET"} 12` lines of a Prometheus text exposition, by the value of their one
 /// label.
-pub fn samples_by_label(text: &str, name: &str) -> BTreeMap<String, f64> {
+pub fn samples_by_label(text: &str, name: &str, label: &str) -> BTreeMap<String, f64> {
     text.lines()
         .filter_map(|line| {
             let rest = line.strip_prefix(name)?.strip_prefix('{')?;
             let (labels, value) = rest.split_once('}')?;
-            let label = labels.split_once('=')?.1.trim_matches('"');
-            Some((label.to_owned(), value.trim().parse().ok()?))
+            // Label values here never hold a comma.
+            let found = labels
+                .split(',')
+                .find_map(|pair| pair.strip_prefix(label)?.strip_prefix('='))?;
+            Some((
+                found.trim_matches('"').to_owned(),
+                value.trim().parse().ok()?,
+            ))
         })
         .collect()
 }
@@ -289,12 +303,12 @@ mod tests {
 
     #[test]
     fn reads_requests_by_method() {
-        let text = "# TYPE synapse_operator_kube_requests counter\n\
-                    synapse_operator_kube_requests_total{method=\"GET\"} 12\n\
-                    synapse_operator_kube_requests_total{method=\"PATCH\"} 30\n\
-                    synapse_operator_kube_requests_total{method=\"POST\"} 5\n\
-                    synapse_operator_reconciliations_total 9\n";
-        let requests = samples_by_label(text, "synapse_operator_kube_requests_total");
+        let text = "# TYPE matrix_operator_kube_requests counter\n\
+                    matrix_operator_kube_requests_total{operator=\"a\",method=\"GET\"} 12\n\
+                    matrix_operator_kube_requests_total{operator=\"a\",method=\"PATCH\"} 30\n\
+                    matrix_operator_kube_requests_total{operator=\"a\",method=\"POST\"} 5\n\
+                    matrix_operator_reconciliations_total{operator=\"a\"} 9\n";
+        let requests = samples_by_label(text, "matrix_operator_kube_requests_total", "method");
         let sample = Sample {
             requests,
             ..Sample::default()

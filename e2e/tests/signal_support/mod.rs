@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use e2e::operator_process::OperatorProcess;
 
-const RECONCILIATIONS: &str = "signal_operator_reconciliations_total";
+const RECONCILIATIONS: &str = "matrix_operator_reconciliations_total";
 /// Long enough for a loaded 2-core machine.
 const TIMEOUT: Duration = Duration::from_secs(60);
 

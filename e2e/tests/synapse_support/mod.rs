@@ -35,7 +35,7 @@ pub struct Plane {
 
 /// Removes the pod harness's claim data of a namespace (Synapse's database, users' files) when
 /// the test ends, passed or failed.
-pub struct ForgetClaims(String);
+pub struct ForgetClaims(pub String);
 
 impl Drop for ForgetClaims {
     fn drop(&mut self) {

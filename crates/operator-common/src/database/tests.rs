@@ -269,6 +269,7 @@ fn a_secret_triggers_the_objects_whose_database_it_is() {
                 resources: None,
                 deletion_policy: Default::default(),
                 expose: None,
+                metrics: Default::default(),
             },
         );
         synapse.metadata.namespace = Some(namespace.into());
