@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use kube::runtime::controller::Action;
-use operator_common::testing::{Bodies, Exchange, api_status, scripted};
+use operator_common::testing::{Bodies, Exchange, scripted};
 use serde_json::{Value, json};
 
 use super::*;
@@ -26,38 +26,12 @@ fn exposed() -> Value {
 const CERTIFICATE: &str = "/apis/cert-manager.io/v1/namespaces/ns/certificates/hs";
 const INGRESS: &str = "/apis/networking.k8s.io/v1/namespaces/ns/ingresses/hs";
 
-/// A first reconciliation with the exposure step's requests `exposure` after the Service, and
-/// its Event `exposed` (reason, type) after the creation's own.
-fn exposed_creation(
-    written: &Bodies,
-    exposure: Vec<Exchange>,
-    exposed: Option<(&'static str, &'static str)>,
-) -> Vec<Exchange> {
-    let mut script = creation(written);
-    let status = script.pop().expect("the status write");
-    let events = script.split_off(script.len() - 2);
-    script.extend(exposure);
-    script.extend(events);
-    script.extend(exposed.map(|(reason, type_)| event(reason, type_)));
-    script.push(status);
-    script
-}
-
-/// The API server's answer for a kind it does not serve.
-fn not_served() -> serde_json::Value {
-    api_status(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-}
-
 #[tokio::test]
 async fn an_exposed_synapse_is_routed_through_the_gateway_and_says_where() {
     let (client, api) = scripted();
     let written = Bodies::default();
     let route = Exchange::patch(ROUTE).capture(&written).echo();
-    let script = exposed_creation(&written, vec![route], Some(("Routed", "Normal")));
+    let script = creation_with(&written, vec![route], Some(("Routed", "Normal")));
     let ctx = context(client, Cached::default());
     api.play(script, reconcile(Arc::new(synapse(exposed())), ctx))
         .await
@@ -120,7 +94,7 @@ async fn without_the_gateway_api_the_synapse_runs_and_says_what_is_missing() {
     let written = Bodies::default();
     let missing = Exchange::patch(ROUTE).reply(404, not_served());
     let warning = Some(("GatewayAPIMissing", "Warning"));
-    let script = exposed_creation(&written, vec![missing], warning);
+    let script = creation_with(&written, vec![missing], warning);
     let ctx = context(client, Cached::default());
     let action = api
         .play(script, reconcile(Arc::new(synapse(exposed())), ctx))
@@ -143,7 +117,7 @@ async fn a_route_no_longer_asked_for_is_deleted_and_the_status_forgets_it() {
     let (client, api) = scripted();
     let written = Bodies::default();
     let deleted = json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200});
-    let script = exposed_creation(
+    let script = creation_with(
         &written,
         vec![Exchange::delete(ROUTE).reply(200, deleted)],
         None,
@@ -194,7 +168,7 @@ async fn an_ingress_with_a_cert_manager_issuer_gets_its_certificate() {
         Exchange::patch(CERTIFICATE).capture(&written).echo(),
         Exchange::patch(INGRESS).capture(&written).echo(),
     ];
-    let script = exposed_creation(&written, exposure, Some(("Routed", "Normal")));
+    let script = creation_with(&written, exposure, Some(("Routed", "Normal")));
     let ctx = context(client, Cached::default());
     api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await
@@ -246,7 +220,7 @@ async fn without_cert_manager_the_ingress_is_applied_all_the_same() {
         Exchange::patch(INGRESS).capture(&written).echo(),
     ];
     let warning = Some(("CertManagerMissing", "Warning"));
-    let script = exposed_creation(&written, exposure, warning);
+    let script = creation_with(&written, exposure, warning);
     let ctx = context(client, Cached::default());
     let action = api
         .play(script, reconcile(Arc::new(synapse(spec)), ctx))
@@ -277,7 +251,7 @@ async fn a_dedicated_federation_port_gets_a_route_of_its_own_and_no_server_well_
             .capture(&written)
             .echo(),
     ];
-    let script = exposed_creation(&written, exposure, Some(("Routed", "Normal")));
+    let script = creation_with(&written, exposure, Some(("Routed", "Normal")));
     let ctx = context(client, Cached::default());
     api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await

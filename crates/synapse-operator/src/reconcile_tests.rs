@@ -135,6 +135,32 @@ fn creation(written: &Bodies) -> Vec<Exchange> {
     ]
 }
 
+/// A first reconciliation with the requests of the steps after the Service (`exposure`), and
+/// their Event `exposed` (reason, type) after the creation's own.
+fn creation_with(
+    written: &Bodies,
+    exposure: Vec<Exchange>,
+    exposed: Option<(&'static str, &'static str)>,
+) -> Vec<Exchange> {
+    let mut script = creation(written);
+    let status = script.pop().expect("the status write");
+    let events = script.split_off(script.len() - 2);
+    script.extend(exposure);
+    script.extend(events);
+    script.extend(exposed.map(|(reason, type_)| event(reason, type_)));
+    script.push(status);
+    script
+}
+
+/// The API server's answer for a kind it does not serve.
+fn not_served() -> serde_json::Value {
+    api_status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
 #[tokio::test]
 async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
     let (client, api) = scripted();
@@ -356,5 +382,9 @@ async fn a_status_the_api_server_refuses_is_retried() {
 }
 
 /// The exposure step's requests.
+#[path = "reconcile_monitor_tests.rs"]
+mod monitor_tests;
+
+#[cfg(test)]
 #[path = "reconcile_expose_tests.rs"]
 mod expose;
