@@ -22,9 +22,11 @@ tool_dir() {
     etcd) version="${ETCD_VERSION}" ;;
     kwok) version="${KWOK_VERSION}" ;;
     helm) version="${HELM_VERSION}" ;;
+    prometheus) version="${PROMETHEUS_VERSION}" ;;
     cnpg) version="${CNPG_VERSION}" ;;
     gatewayapi) version="${GATEWAY_API_VERSION}" ;;
     certmanager) version="${CERT_MANAGER_VERSION}" ;;
+    promoperator) version="${PROMETHEUS_OPERATOR_VERSION}" ;;
     *) echo "unknown tool ${name}" >&2; return 1 ;;
   esac
   echo "${TOOLS_CACHE}/${name}-${version}"
@@ -46,6 +48,12 @@ gateway_api_crd_dir() {
 # them into the plane).
 cert_manager_crd_dir() {
   tool_dir certmanager
+}
+
+# The Prometheus Operator's ServiceMonitor, PodMonitor and PrometheusRule CRDs at the pinned
+# version, fetched by hack/build-tools (hack/cluster installs them into the plane).
+prometheus_operator_crd_dir() {
+  tool_dir promoperator
 }
 
 log() {

@@ -11,6 +11,7 @@ pub mod operator_process;
 pub mod operators;
 pub mod pod_harness;
 pub mod postgres;
+pub mod prometheus;
 
 /// The repository root (the e2e crate lives one level below it).
 pub fn repo_root() -> PathBuf {

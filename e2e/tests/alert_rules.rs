@@ -3,11 +3,10 @@
 //! `e2e/testdata/alerts/` make every alert fire on its failure and stay quiet otherwise; every
 //! alert has a summary, a description and a runbook in docs/monitoring.md.
 //!
-//! Needs helm and promtool on PATH (`eval "$(hack/cluster env)"`), not the plane.
+//! Needs helm and the pinned promtool on PATH (`eval "$(hack/cluster env)"`), not the plane.
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use e2e::monitoring::{OPERATORS, alert_rules, prometheus_rule, rule_file};
 use e2e::repo_root;
@@ -15,19 +14,13 @@ use e2e::repo_root;
 /// The release namespace the rules are rendered for; the unit tests' series use it.
 const NAMESPACE: &str = "ops";
 
-fn promtool(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("promtool")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run promtool (on PATH after `eval \"$(hack/cluster env)\"`)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "promtool {args:?} failed:\n{text}");
-    text
+/// promtool's output, which must succeed.
+fn promtool(args: &[&Path]) -> String {
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| a.to_str().expect("a UTF-8 path"))
+        .collect();
+    e2e::prometheus::promtool_ok(&args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A fresh directory for `operator`'s files, removed when dropped.
@@ -92,7 +85,7 @@ async fn every_chart_s_alert_rules_pass_promtool_and_their_unit_tests() {
         let dir = scratch_dir(operator);
         let checked = dir.path().join("checked.yml");
         std::fs::write(&checked, rule_file(&rule, true)).unwrap();
-        let out = promtool(dir.path(), &["check", "rules", "checked.yml"]);
+        let out = promtool(&[Path::new("check"), Path::new("rules"), &checked]);
         eprintln!("{operator}: {out}");
 
         std::fs::write(dir.path().join("rules.yml"), rule_file(&rule, false)).unwrap();
@@ -102,9 +95,13 @@ async fn every_chart_s_alert_rules_pass_promtool_and_their_unit_tests() {
             std::fs::write(dir.path().join(name), text).unwrap();
             tested.extend(tested_alerts(text));
         }
-        let mut args = vec!["test", "rules"];
-        args.extend(tests.iter().map(|(name, _)| name.as_str()));
-        let out = promtool(dir.path(), &args);
+        let paths: Vec<_> = tests
+            .iter()
+            .map(|(name, _)| dir.path().join(name))
+            .collect();
+        let mut args = vec![Path::new("test"), Path::new("rules")];
+        args.extend(paths.iter().map(|p| p.as_path()));
+        let out = promtool(&args);
         eprintln!("{operator}: {out}");
 
         let alerts: BTreeSet<String> = alert_rules(&rule).into_iter().map(|r| r.alert).collect();

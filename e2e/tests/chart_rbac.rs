@@ -175,6 +175,28 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
             .is_some_and(|c| !c.iter().any(|c| c["type"] == "Exposed"))
     })
     .await;
+    // Monitored by a ServiceMonitor, then a PodMonitor (the ServiceMonitor deleted).
+    for kind in ["ServiceMonitor", "PodMonitor"] {
+        let monitor = json!({"metrics": {"monitor": {"kind": kind}}});
+        patch_spec(&api, "values", monitor).await;
+        wait_for(TIMEOUT, &format!("the {kind} alone"), || async {
+            let other = if kind == "PodMonitor" {
+                "ServiceMonitor"
+            } else {
+                "PodMonitor"
+            };
+            let this = namespaced(&client, &ns.name, kind)
+                .get_opt("values")
+                .await
+                .ok()?;
+            let that = namespaced(&client, &ns.name, other)
+                .get_opt("values")
+                .await
+                .ok()?;
+            (this.is_some() && that.is_none()).then_some(())
+        })
+        .await;
+    }
     // ConfigMap mode, first with bad input: the ConfigMap is missing, then it appears.
     create_synapse(
         &api,

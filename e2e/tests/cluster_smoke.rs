@@ -38,10 +38,11 @@ async fn server_and_clients_report_the_pinned_versions() {
     assert_eq!(helm, pinned_version("HELM_VERSION"), "helm on PATH");
 }
 
-/// The Gateway API's standard channel at the pinned release and cert-manager's CRDs are installed
-/// and served, as in a cluster that has them.
+/// The Gateway API's standard channel at the pinned release, cert-manager's CRDs and the
+/// Prometheus Operator's monitoring CRDs at the pinned release are installed and served, as in a
+/// cluster that has them.
 #[tokio::test]
-async fn the_gateway_api_and_cert_manager_crds_are_served() {
+async fn the_gateway_api_cert_manager_and_prometheus_operator_crds_are_served() {
     let crds = Api::<CustomResourceDefinition>::all(client().await);
     let established = |crd: &CustomResourceDefinition| {
         crd.status.as_ref().is_some_and(|s| {
@@ -82,6 +83,26 @@ async fn the_gateway_api_and_cert_manager_crds_are_served() {
             .get(name)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(established(&crd), "{name} is not established");
+    }
+    let prometheus_operator = pinned_version("PROMETHEUS_OPERATOR_VERSION");
+    for name in [
+        "servicemonitors.monitoring.coreos.com",
+        "podmonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+    ] {
+        let crd = crds
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let annotations = crd.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations
+                .get("operator.prometheus.io/version")
+                .map(String::as_str),
+            prometheus_operator.strip_prefix('v'),
+            "{name}"
+        );
         assert!(established(&crd), "{name} is not established");
     }
 }

@@ -62,11 +62,8 @@ impl Replica {
     fn metric(&self, name: &str) -> Option<f64> {
         let (code, text) = http_get(self.addr, "/metrics").ok()?;
         assert_eq!(code, 200, "/metrics answered {code}");
-        let value = text
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
-        Some(value.trim().parse().expect("a numeric metric"))
+        assert!(text.contains(name), "no {name} in /metrics:\n{text}");
+        Some(e2e::operator_process::metric_sum(&text, name))
     }
 
     fn log_text(&self) -> String {

@@ -453,15 +453,10 @@ async fn values_mode_renders_deploys_and_boots_synapse() {
         security.capabilities.and_then(|c| c.drop),
         Some(vec!["ALL".to_owned()])
     );
-    let ports = container.ports.clone().unwrap_or_default();
-    assert_eq!(
-        (
-            ports.len(),
-            ports[0].name.as_deref(),
-            ports[0].container_port
-        ),
-        (1, Some("http"), 8008)
-    );
+    let ports: Vec<_> = (container.ports.iter().flatten())
+        .map(|p| (p.name.as_deref(), p.container_port))
+        .collect();
+    assert_eq!(ports, [(Some("http"), 8008), (Some("metrics"), 9000)]);
     for (which, probe) in [
         ("startup", &container.startup_probe),
         ("readiness", &container.readiness_probe),
@@ -1453,6 +1448,12 @@ fn operator_rules() -> Vec<PolicyRule> {
         rule(
             "cert-manager.io",
             &["certificates"],
+            &["list", "watch", "create", "patch", "delete"],
+        ),
+        // spec.metrics.monitor's (none here either).
+        rule(
+            "monitoring.coreos.com",
+            &["servicemonitors", "podmonitors"],
             &["list", "watch", "create", "patch", "delete"],
         ),
         rule(

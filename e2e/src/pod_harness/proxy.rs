@@ -10,7 +10,8 @@
 //! - [`exec_with_hosts`] runs a client (curl) in a scenario's namespace resolving names through
 //!   the scenario's `/etc/hosts`, as its pods do ([`Scenario::add_host`]).
 //!
-//! Files live in directories `/var/tmp/podh-<pid>-{ca,nginx}-<n>`, not under the harness's state
+//! Files live in directories `/var/tmp/podh-<pid>-{ca,nginx}-<n>` (`ScratchDir`, which
+//! [`crate::prometheus`] uses too, for `podh-<pid>-prometheus-<n>`), not under the harness's state
 //! directory: that may be under `/root` (mode 700), which nobody (nginx) and pods' users cannot
 //! traverse. Directories of test processes that are gone are removed by the next one.
 
@@ -70,15 +71,20 @@ fn read_file(path: &Path) -> Result<String, Error> {
     fs::read_to_string(path).map_err(io_err(format!("read {}", path.display())))
 }
 
-/// A fresh directory `/var/tmp/podh-<pid>-<kind>-<n>` (mode 0755), removed on drop.
-struct ScratchDir {
-    path: PathBuf,
+/// The kinds of [`ScratchDir`]: the `<kind>` in their names.
+const SCRATCH_KINDS: &[&str] = &["ca", "nginx", "prometheus"];
+
+/// A fresh directory `/var/tmp/podh-<pid>-<kind>-<n>` (mode 0755), removed on drop. `kind` is
+/// one of [`SCRATCH_KINDS`].
+pub(crate) struct ScratchDir {
+    pub(crate) path: PathBuf,
     /// Keep it, for its logs, when dropped while the thread panics.
     keep_on_panic: bool,
 }
 
 impl ScratchDir {
-    fn new(kind: &str, keep_on_panic: bool) -> Result<Self, Error> {
+    pub(crate) fn new(kind: &str, keep_on_panic: bool) -> Result<Self, Error> {
+        debug_assert!(SCRATCH_KINDS.contains(&kind), "unknown scratch kind {kind}");
         reap_stale_dirs();
         let path = Path::new(SCRATCH_ROOT).join(format!(
             "{}{}-{kind}-{}",
@@ -101,7 +107,7 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         if self.keep_on_panic && std::thread::panicking() {
-            eprintln!("pod harness: proxy files kept in {}", self.path.display());
+            eprintln!("pod harness: files kept in {}", self.path.display());
         } else {
             let _ = fs::remove_dir_all(&self.path);
         }
@@ -119,9 +125,12 @@ fn reap_stale_dirs() {
             continue;
         };
         let mut parts = rest.splitn(3, '-');
-        let (Some(pid), Some("ca" | "nginx")) = (parts.next(), parts.next()) else {
+        let (Some(pid), Some(kind)) = (parts.next(), parts.next()) else {
             continue;
         };
+        if !SCRATCH_KINDS.contains(&kind) {
+            continue;
+        }
         if pid
             .parse::<u32>()
             .is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
