@@ -130,10 +130,14 @@ fn scrape_configs(
                 .into_iter()
                 .flatten()
                 .map(|r| {
+                    // The CRD defaults `action` to replace, the only one translated.
                     let keys: Vec<_> = r.as_object().expect("a relabeling").keys().collect();
+                    let known = ["targetLabel", "replacement", "action"];
+                    let replace = r["action"]
+                        .as_str()
+                        .is_none_or(|a| a.eq_ignore_ascii_case("replace"));
                     assert!(
-                        keys.iter()
-                            .all(|k| ["targetLabel", "replacement"].contains(&k.as_str())),
+                        keys.iter().all(|k| known.contains(&k.as_str())) && replace,
                         "ServiceMonitor {name}: relabeling {r} is not translated"
                     );
                     json!({"target_label": r["targetLabel"], "replacement": r["replacement"]})
@@ -251,6 +255,7 @@ async fn check(
         }
     };
     let mut complete = true;
+    eprintln!("{place}: {expr} ({} selectors)", selectors.len());
     for selector in &selectors {
         if is_absent_here(&selector.metric) {
             complete = false;
@@ -315,7 +320,7 @@ async fn a_real_prometheus_scrapes_synapse_and_the_operators_and_every_query_wor
             condition_state(s, "Monitored") == ("True".into(), "MonitorApplied".into())
                 && synapse_support::is_running(s)
                 && s["status"]["appServices"].as_array().is_some_and(|list| {
-                    list.len() == 2 && list.iter().all(|a| a["state"] == "Registered")
+                    list.len() == 2 && list.iter().all(|a| a["state"] == "registered")
                 })
         },
     )
@@ -511,7 +516,7 @@ async fn a_real_prometheus_scrapes_synapse_and_the_operators_and_every_query_wor
     assert_eq!(endpoint["port"], "metrics", "{pod_monitor:#}");
     assert_eq!(
         endpoint["relabelings"][0],
-        json!({"targetLabel": "job", "replacement": "synapse"})
+        json!({"action": "replace", "targetLabel": "job", "replacement": "synapse"})
     );
 
     // No monitor: it is deleted and the condition goes.
