@@ -197,6 +197,17 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
         })
         .await;
     }
+    patch_spec(&api, "values", json!({"metrics": {"monitor": null}})).await;
+    wait_for(TIMEOUT, "the PodMonitor to be deleted", || async {
+        let monitors = namespaced(&client, &ns.name, "PodMonitor");
+        monitors
+            .get_opt("values")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
     // ConfigMap mode, first with bad input: the ConfigMap is missing, then it appears.
     create_synapse(
         &api,
