@@ -129,10 +129,12 @@ async fn create_homeserver(plane: &Plane, hs: &Homeserver) {
     )
     .await;
     let expose = json!({"host": hs.host, "gateway": {"parentRefs": [{"name": GATEWAY}]}});
+    // Both Synapses share the harness's loopback: each its own metrics port too.
+    let metrics = json!({"port": hs.port + 1000});
     create_synapse(
         &plane.synapses(),
         hs.name,
-        json!({"homeserver": {"configMap": {"name": config}}, "expose": expose}),
+        json!({"homeserver": {"configMap": {"name": config}}, "expose": expose, "metrics": metrics}),
     )
     .await;
 }
