@@ -1450,6 +1450,11 @@ fn operator_rules() -> Vec<PolicyRule> {
             &["certificates"],
             &["list", "watch", "create", "patch", "delete"],
         ),
+        rule(
+            "policy",
+            &["poddisruptionbudgets"],
+            &["list", "watch", "create", "patch", "delete"],
+        ),
         // spec.metrics.monitor's (none here either).
         rule(
             "monitoring.coreos.com",

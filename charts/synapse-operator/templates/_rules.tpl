@@ -12,22 +12,28 @@ rules and fails on a Forbidden and on any rule the scenarios do not use.
   resources: ["synapses/status"]
   verbs: ["patch"]
 # Generated secrets and the config bundle (created once, then patched), bridge registrations
-# (watched), database Secrets (read and watched).
+# (watched), database Secrets (read and watched); the workers' files and Redis Secret, deleted
+# with spec.workers.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The data PVC: created once, then its labels and owner patched; watched, never read by a get.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["list", "watch", "create", "patch"]
 # Applied by server-side apply (an apply that creates the object needs create as well); read
-# from the operator's cache, never by a get.
+# from the operator's cache, never by a get. A worker's (and the router's and Redis's) are
+# deleted when spec.workers no longer declares them.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# With spec.workers, the disruption budgets of the router and each role.
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The CloudNativePG Cluster of createNewPostgreSQL: created once, then its labels and owner
 # patched; watched for readiness.
 - apiGroups: ["postgresql.cnpg.io"]

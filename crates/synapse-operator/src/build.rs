@@ -17,11 +17,18 @@ use synapse_types::Synapse;
 use crate::appservice::Decision;
 use crate::names;
 use crate::public::Public;
-use crate::render::{OverlayDatabase, OverlayInput, paths, render_log_config, render_overlay};
+use crate::render::{
+    OverlayDatabase, OverlayInput, paths, render_log_config, render_overlay, to_file,
+};
 use crate::resolve::ResolvedConfig;
+use crate::workers::build::{REDIS_ACL_KEY, WorkerChildren};
+use crate::workers::config::{RedisEndpoint, replication_listener, worker_file};
+use crate::workers::{self, topology};
+use crate::workload::REDIS_DIR;
 use crate::workload::{
     RegistrationMount, SynapseWorkload, default_resources, synapse_deployment, synapse_service,
 };
+use operator_common::workload::named_port_service;
 
 /// Image used when `spec.image` is not set: the Synapse release the tests run.
 pub const DEFAULT_IMAGE: &str = "matrixdotorg/synapse:v1.163.2";
@@ -35,7 +42,10 @@ pub struct Children {
     pub config_secret: Secret,
     pub claim: PersistentVolumeClaim,
     pub deployment: Deployment,
+    /// The Service `NAME`: the main process's, or with workers the router's.
     pub service: Service,
+    /// With `spec.workers`: the workers, the router, Redis and their budgets.
+    pub workers: Option<WorkerChildren>,
 }
 
 /// The metadata of the generated secrets, which follow the deletion policy.
@@ -55,8 +65,22 @@ pub fn children(
     database: &Readiness,
     app_services: &Decision,
     secrets: &BTreeMap<String, Vec<u8>>,
+    redis: Option<&BTreeMap<String, Vec<u8>>>,
 ) -> Children {
     let name = subject.name.as_str();
+    let instances = synapse
+        .spec
+        .workers
+        .as_ref()
+        .map(topology::instances)
+        .unwrap_or_default();
+    let redis_endpoint = RedisEndpoint {
+        host: workers::build::redis(name),
+        port: workers::build::REDIS_PORT,
+        password_path: Some(format!("{REDIS_DIR}/password")),
+    };
+    let shared =
+        (!instances.is_empty()).then(|| workers::config::shared(name, &instances, &redis_endpoint));
     let registrations: Vec<RegistrationMount> = app_services
         .accepted
         .iter()
@@ -64,7 +88,7 @@ pub fn children(
         .collect();
     let config_secret = Secret {
         metadata: subject.meta(names::config_secret(name), "config", Lifetime::Owned),
-        data: Some(config_files(config, database, &registrations)),
+        data: Some(config_files(config, database, &registrations, shared)),
         ..Secret::default()
     };
     let data = Lifetime::of_data(synapse.spec.deletion_policy);
@@ -105,6 +129,9 @@ pub fn children(
         ]),
         registrations,
         metrics_port: config.metrics.as_ref().map(|m| m.port),
+        worker: None,
+        data: true,
+        redis_password: (!instances.is_empty()).then(|| workers::build::redis(name)),
         env: database
             .connection()
             .map(|c| vec![c.password_env()])
@@ -117,16 +144,66 @@ pub fn children(
     };
     let workload_meta = || subject.meta(names::workload(name), HOMESERVER, Lifetime::Owned);
     let selector = subject.selector(HOMESERVER);
+    let deployment = synapse_deployment(workload_meta(), selector.clone(), &workload);
+    if instances.is_empty() {
+        return Children {
+            deployment,
+            service: synapse_service(
+                workload_meta(),
+                selector,
+                config.facts.client_port,
+                config.metrics.as_ref().map(|m| m.port),
+            ),
+            config_secret,
+            claim,
+            workers: None,
+        };
+    }
+    let spec = synapse.spec.workers.as_ref().expect("workers are declared");
+    let log_config = format!("{}/{}", paths::CONFIG_DIR, paths::LOG_CONFIG_FILE);
+    let files = instances
+        .iter()
+        .map(|instance| {
+            let extra = instance
+                .role
+                .spec(spec)
+                .map(|r| r.homeserver.clone())
+                .unwrap_or_default();
+            let file = worker_file(instance, &extra, config.metrics.is_some(), &log_config);
+            (workers::build::file_key(instance), to_file(&file))
+        })
+        .collect();
+    let redis_acl = redis
+        .and_then(|r| r.get(REDIS_ACL_KEY))
+        .map(|acl| String::from_utf8_lossy(acl).into_owned());
+    let redis_secret = workers::build::redis(name);
+    let worker_children = workers::build::build(&workers::build::Inputs {
+        subject,
+        spec,
+        instances: &instances,
+        main: &workload,
+        files,
+        shared_hash: &workload.config_hash,
+        redis_secret: redis_acl.as_deref().map(|acl| (redis_secret.as_str(), acl)),
+        client_port: config.facts.client_port,
+    });
+    // The Service `NAME`, which bridges and routes use, goes to the router.
+    let router_meta = subject.meta(
+        names::workload(name),
+        workers::build::ROUTER,
+        Lifetime::Owned,
+    );
+    let service = named_port_service(
+        router_meta,
+        subject.selector(workers::build::ROUTER),
+        &[("http", config.facts.client_port)],
+    );
     Children {
-        deployment: synapse_deployment(workload_meta(), selector.clone(), &workload),
-        service: synapse_service(
-            workload_meta(),
-            selector,
-            config.facts.client_port,
-            config.metrics.as_ref().map(|m| m.port),
-        ),
+        deployment,
+        service,
         config_secret,
         claim,
+        workers: Some(worker_children),
     }
 }
 
@@ -135,6 +212,7 @@ fn config_files(
     config: &ResolvedConfig,
     database: &Readiness,
     registrations: &[RegistrationMount],
+    workers: Option<serde_json::Map<String, serde_json::Value>>,
 ) -> BTreeMap<String, ByteString> {
     let database = match database.connection() {
         Some(c) => OverlayDatabase::Postgres {
@@ -158,8 +236,9 @@ fn config_files(
             .public
             .as_ref()
             .is_some_and(Public::serves_server_well_known),
-        listeners: config.metrics.as_ref().and_then(|m| m.listeners.clone()),
+        listeners: overlay_listeners(config, workers.is_some()),
         enable_metrics: config.metrics.as_ref().is_some_and(|m| m.enable),
+        workers: workers.unwrap_or_default(),
     });
     BTreeMap::from([
         (
@@ -175,6 +254,27 @@ fn config_files(
             ByteString(render_log_config().into_bytes()),
         ),
     ])
+}
+
+/// The listeners the overlay replaces the base file's with, when it adds any: the file's, then
+/// the metrics listener and, with workers, the main process's replication listener. Resolving
+/// checked that the file's can be copied whenever one is added.
+fn overlay_listeners(config: &ResolvedConfig, workers: bool) -> Option<Vec<serde_json::Value>> {
+    let mut added: Vec<serde_json::Value> = config
+        .metrics
+        .as_ref()
+        .and_then(|m| m.listener.clone())
+        .into_iter()
+        .collect();
+    if workers {
+        added.push(replication_listener());
+    }
+    if added.is_empty() {
+        return None;
+    }
+    let mut listeners = config.facts.listeners.clone().unwrap_or_default();
+    listeners.extend(added);
+    Some(listeners)
 }
 
 /// The accepted registration files by mount directory, for the config hash.

@@ -44,6 +44,7 @@ fn children_are_named_labelled_and_owned_by_the_deletion_policy() {
         &Readiness::Sqlite,
         &Decision::default(),
         &secrets,
+        None,
     );
     let owned = |meta: &ObjectMeta| !meta.owner_references.clone().unwrap_or_default().is_empty();
     assert_eq!(
@@ -80,6 +81,7 @@ fn children_are_named_labelled_and_owned_by_the_deletion_policy() {
             &Readiness::Sqlite,
             &Decision::default(),
             secrets,
+            None,
         );
         built
             .deployment
@@ -103,6 +105,7 @@ fn children_are_named_labelled_and_owned_by_the_deletion_policy() {
         &Readiness::Sqlite,
         &Decision::default(),
         &secrets,
+        None,
     );
     assert!(owned(&built.claim.metadata), "Delete takes the data along");
 }

@@ -2,6 +2,7 @@
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use operator_common::pipeline::Pipeline;
@@ -29,6 +30,8 @@ pub struct Caches {
     /// Prometheus Operator's CRDs may be missing.
     pub service_monitors: Store<ServiceMonitor>,
     pub pod_monitors: Store<PodMonitor>,
+    /// The disruption budgets of Synapses with workers.
+    pub budgets: Store<PodDisruptionBudget>,
 }
 
 /// What a reconciliation runs with.

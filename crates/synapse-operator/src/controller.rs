@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::Controller;
 use kube::runtime::watcher;
 use operator_common::controller::{Caches as Filled, run_controller};
@@ -42,6 +43,8 @@ pub async fn run(runtime: Runtime) {
     let (service_monitors, service_monitor_triggers) =
         cache(runtime.api::<ServiceMonitor>(), managed());
     let (pod_monitors, pod_monitor_triggers) = cache(runtime.api::<PodMonitor>(), managed());
+    let (budgets, budget_triggers) = cache(runtime.api::<PodDisruptionBudget>(), managed());
+    filled.add(&budgets);
     filled.add(&ingresses);
     let inputs = wiring::inputs(&runtime);
     let caches = Caches {
@@ -53,6 +56,7 @@ pub async fn run(runtime: Runtime) {
         certificates,
         service_monitors,
         pod_monitors,
+        budgets,
     };
     let pipeline = Pipeline::of(&runtime, EVENTS);
     let context = Arc::new(Context { pipeline, caches });
@@ -65,7 +69,8 @@ pub async fn run(runtime: Runtime) {
                 .owns_stream(ingress_triggers)
                 .owns_stream(certificate_triggers)
                 .owns_stream(service_monitor_triggers)
-                .owns_stream(pod_monitor_triggers);
+                .owns_stream(pod_monitor_triggers)
+                .owns_stream(budget_triggers);
             let controller = storage_triggers
                 .wire(controller, database_source)
                 .watches_stream(registration_triggers, |secret| {

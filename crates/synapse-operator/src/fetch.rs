@@ -17,7 +17,7 @@ use synapse_types::Synapse;
 use crate::appservice::{Announced, announcements};
 use crate::context::Context;
 use crate::names;
-use crate::{expose, monitoring};
+use crate::{expose, monitoring, workers};
 
 /// What a reconciliation of one Synapse reads.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +35,8 @@ pub struct Inputs {
     pub exposure: expose::Cached,
     /// Its ServiceMonitor or PodMonitor.
     pub monitors: monitoring::Cached,
+    /// Its workers' objects.
+    pub workers: workers::step::Cached,
 }
 
 /// Reads the inputs of `synapse`.
@@ -65,6 +67,15 @@ pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Resu
             federation_route: cached(&caches.routes, namespace, &names::federation_route(name)),
             ingress: cached(&caches.ingresses, namespace, &names::workload(name)),
             certificate: cached(&caches.certificates, namespace, &names::workload(name)),
+        },
+        workers: {
+            let main = workers::config::main_service(name);
+            workers::step::Cached {
+                deployments: workers::step::of_synapse(&owned.deployments, namespace, name, &main),
+                services: workers::step::of_synapse(&owned.services, namespace, name, &main),
+                secrets: workers::step::of_synapse(&owned.secrets, namespace, name, &main),
+                budgets: workers::step::of_synapse(&caches.budgets, namespace, name, &main),
+            }
         },
         monitors: monitoring::Cached {
             service_monitor: cached(&caches.service_monitors, namespace, &names::workload(name)),

@@ -25,6 +25,8 @@ pub struct HomeserverFacts {
     pub inline_secrets: InlineSecrets,
     /// Whether the file has its own `database` section (used as written when it does).
     pub has_database: bool,
+    /// Whether that section is SQLite's (or absent: the operator then writes SQLite's).
+    pub sqlite: bool,
     /// The public settings the file sets itself, which `spec.expose` must agree with.
     pub public: PublicSettings,
     /// What the file says about Synapse's metrics.
@@ -152,6 +154,10 @@ pub fn read_homeserver_file(text: &str) -> Result<HomeserverFacts, HomeserverFil
         has_database: doc
             .get("database")
             .is_some_and(|v| !matches!(v, Value::Null)),
+        sqlite: match doc.get("database").and_then(|d| d.get("name")) {
+            Some(Value::Str(name)) => name == "sqlite3" || name == "sqlite",
+            _ => true,
+        },
         public: PublicSettings {
             public_baseurl: match doc.get("public_baseurl") {
                 Some(Value::Str(url)) => Some(url.clone()),

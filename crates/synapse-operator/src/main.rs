@@ -30,6 +30,7 @@ mod reconcile;
 mod render;
 mod resolve;
 mod status;
+mod workers;
 mod workload;
 
 use clap::Parser as _;

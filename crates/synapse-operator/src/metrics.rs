@@ -11,8 +11,8 @@ use crate::homeserver_file::HomeserverFacts;
 pub struct ServedMetrics {
     /// The port of the metrics listener (the Service's port `metrics`).
     pub port: u16,
-    /// The overlay's `listeners` when it adds the metrics listener: the file's, then it.
-    pub listeners: Option<Vec<Value>>,
+    /// The metrics listener the overlay adds after the file's, if the file has none.
+    pub listener: Option<Value>,
     /// Whether the overlay sets `enable_metrics: true` (not when the file sets it).
     pub enable: bool,
 }
@@ -53,26 +53,25 @@ pub fn served(
     if let Some(port) = settings.listener_port {
         return Ok(Some(ServedMetrics {
             port,
-            listeners: None,
+            listener: None,
             enable: settings.enable_metrics.is_none(),
         }));
     }
     if facts.listener_ports.contains(&spec.port) {
         return Err(MetricsProblem::PortTaken(spec.port));
     }
-    let mut listeners = facts
-        .listeners
-        .clone()
-        .ok_or(MetricsProblem::ListenersNotCopyable)?;
+    if facts.listeners.is_none() {
+        return Err(MetricsProblem::ListenersNotCopyable);
+    }
     // Synapse serves this listener with prometheus_client's own server, on every path.
-    listeners.push(json!({
+    let listener = json!({
         "port": spec.port,
         "type": "metrics",
         "bind_addresses": ["0.0.0.0"],
-    }));
+    });
     Ok(Some(ServedMetrics {
         port: spec.port,
-        listeners: Some(listeners),
+        listener: Some(listener),
         enable: true,
     }))
 }
@@ -102,11 +101,8 @@ mod tests {
         assert_eq!(served.port, 9000);
         assert!(served.enable);
         assert_eq!(
-            served.listeners.unwrap(),
-            vec![
-                json!({"port": 8008, "type": "http", "resources": [{"names": ["client"]}]}),
-                json!({"port": 9000, "type": "metrics", "bind_addresses": ["0.0.0.0"]}),
-            ]
+            served.listener.unwrap(),
+            json!({"port": 9000, "type": "metrics", "bind_addresses": ["0.0.0.0"]})
         );
     }
 
@@ -121,7 +117,7 @@ mod tests {
                 served,
                 Ok(Some(ServedMetrics {
                     port: 9102,
-                    listeners: None,
+                    listener: None,
                     enable: true
                 })),
                 "{listener}"

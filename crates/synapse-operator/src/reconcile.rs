@@ -16,10 +16,10 @@ use crate::context::Context;
 use crate::homeserver_secret::complete_homeserver_secrets;
 use crate::names::{APP_NAME, client_url, metrics_url};
 use crate::status::{Outcome, converged};
-use crate::{build, database, expose, fetch, monitoring, resolve};
+use crate::{build, database, expose, fetch, monitoring, resolve, workers};
 
-/// Reconciles one Synapse: fetch → validate → database → build → apply → expose → monitor →
-/// status.
+/// Reconciles one Synapse: fetch → validate → database → build → apply → workers → expose →
+/// monitor → status.
 pub async fn reconcile(synapse: Arc<Synapse>, ctx: Arc<Context>) -> Result<Action, Error> {
     let synapse = ctx.pipeline.current(synapse);
     let outcome = match Subject::of(synapse.as_ref(), APP_NAME, ctx.field_manager()) {
@@ -61,6 +61,8 @@ async fn converge(
         complete_homeserver_secrets(current)
     })
     .await?;
+    let redis =
+        workers::redis_secret(applier, synapse, subject, inputs.workers.redis_secret()).await?;
     let desired = build::children(
         synapse,
         subject,
@@ -68,6 +70,7 @@ async fn converge(
         &database,
         &app_services,
         &secrets,
+        redis.as_ref(),
     );
     applier
         .apply(&desired.config_secret, inputs.config_secret.as_deref())
@@ -80,6 +83,14 @@ async fn converge(
     applier
         .apply(&desired.service, inputs.service.as_deref())
         .await?;
+    let declared = workers::declared(synapse);
+    let workers_state = workers::step::converge(
+        applier,
+        desired.workers.as_ref(),
+        &inputs.workers,
+        &declared,
+    )
+    .await?;
     let exposure = expose::converge(applier, synapse, subject, &config, inputs.exposure).await?;
     let monitoring =
         monitoring::converge(applier, synapse, subject, &config, inputs.monitors).await?;
@@ -92,6 +103,7 @@ async fn converge(
         metrics_url: (config.metrics.as_ref())
             .map(|m| metrics_url(&subject.name, &subject.namespace, m.port)),
         rollout,
+        workers: workers_state.as_ref(),
         app_services: &app_services,
     };
     Ok(converged(synapse, &deployed, now()))

@@ -90,6 +90,7 @@ fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
         certificates: store_of(Vec::new()),
         service_monitors: store_of(Vec::new()),
         pod_monitors: store_of(Vec::new()),
+        budgets: store_of(Vec::new()),
     };
     Arc::new(context_of(client, caches))
 }

@@ -78,6 +78,8 @@ pub struct OverlayInput {
     /// The listeners to replace the base file's with, and whether to set `enable_metrics`.
     pub listeners: Option<Vec<Value>>,
     pub enable_metrics: bool,
+    /// With workers: the keys every process reads alike (Redis, `instance_map`, duties).
+    pub workers: serde_json::Map<String, Value>,
 }
 
 /// The database the overlay gives Synapse.
@@ -145,6 +147,9 @@ pub fn render_overlay(input: &OverlayInput) -> String {
     if input.enable_metrics {
         config["enable_metrics"] = json!(true);
     }
+    for (key, value) in &input.workers {
+        config[key] = value.clone();
+    }
     match &input.database {
         OverlayDatabase::Base => {}
         OverlayDatabase::Sqlite => config["database"] = sqlite_database(),
@@ -195,7 +200,7 @@ fn sqlite_database() -> Value {
     json!({"name": "sqlite3", "args": {"database": format!("{}/homeserver.db", paths::DATA_DIR)}})
 }
 
-fn to_file(config: &Value) -> String {
+pub fn to_file(config: &Value) -> String {
     let body = serde_json::to_string_pretty(config).expect("a JSON value always serialises");
     format!("{HEADER}{body}\n")
 }

@@ -12,6 +12,7 @@ use crate::homeserver_file::{HomeserverFacts, HomeserverFileError, read_homeserv
 use crate::metrics::{MetricsProblem, ServedMetrics, served};
 use crate::public::{ExposeProblem, Public, public};
 use crate::render::{Values, render_values_homeserver};
+use crate::workers::has_workers;
 
 /// Key of the input ConfigMap that holds the user's configuration.
 pub const HOMESERVER_KEY: &str = "homeserver.yaml";
@@ -46,6 +47,14 @@ pub enum ConfigProblem {
     Expose(#[from] ExposeProblem),
     #[error(transparent)]
     Metrics(#[from] MetricsProblem),
+    #[error(
+        "spec.workers needs PostgreSQL: Synapse's workers share one database, which SQLite cannot be; set createNewPostgreSQL or externalPostgreSQL (on a new Synapse: the database cannot be switched later), or remove spec.workers"
+    )]
+    WorkersNeedPostgreSQL,
+    #[error(
+        "the listeners of homeserver.yaml hold a value the operator cannot copy to add the main process's replication listener (a date, binary data, a non-string key): remove it, or remove spec.workers"
+    )]
+    WorkersListenersNotCopyable,
     #[error(transparent)]
     ReferenceNotGranted(#[from] NotGranted),
     #[error(
@@ -80,11 +89,13 @@ pub enum ConfigProblem {
 
 impl ConfigProblem {
     /// Every reason [`ConfigProblem::reason`] gives.
-    pub const REASONS: [&'static str; 14] = [
+    pub const REASONS: [&'static str; 16] = [
         "ExposedServerNameHasPort",
         "ExposureConflict",
         "MetricsPortConflict",
         "MetricsListenerNotAdded",
+        "WorkersNeedPostgreSQL",
+        "WorkersListenersNotCopyable",
         REFERENCE_NOT_GRANTED,
         "ConfigMapNotFound",
         "HomeserverYamlMissing",
@@ -103,6 +114,8 @@ impl ConfigProblem {
             ConfigProblem::ReferenceNotGranted(_) => REFERENCE_NOT_GRANTED,
             ConfigProblem::Expose(problem) => problem.reason(),
             ConfigProblem::Metrics(problem) => problem.reason(),
+            ConfigProblem::WorkersNeedPostgreSQL => "WorkersNeedPostgreSQL",
+            ConfigProblem::WorkersListenersNotCopyable => "WorkersListenersNotCopyable",
             ConfigProblem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
             ConfigProblem::MissingHomeserverKey { .. } => "HomeserverYamlMissing",
             ConfigProblem::InvalidHomeserverFile { error, .. } => match error {
@@ -142,6 +155,14 @@ pub fn config(
         &facts.public,
     )?;
     config.metrics = served(&synapse.spec.metrics, facts)?;
+    if has_workers(synapse) {
+        if operator_database.is_none() && facts.sqlite {
+            return Err(ConfigProblem::WorkersNeedPostgreSQL);
+        }
+        if facts.listeners.is_none() {
+            return Err(ConfigProblem::WorkersListenersNotCopyable);
+        }
+    }
     Ok(config)
 }
 

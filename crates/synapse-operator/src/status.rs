@@ -17,6 +17,7 @@ use crate::expose::Exposure;
 use crate::monitoring::Monitoring;
 use crate::public::Public;
 use crate::resolve::{ConfigProblem, ResolvedConfig};
+use crate::workers::step::WorkersState;
 
 /// The Events of a Synapse: every change of `Ready` (its progress included) and of
 /// `DatabaseReady`; a Warning for what the user must act on.
@@ -130,6 +131,8 @@ pub enum Outcome<'a> {
         client_url: String,
         metrics_url: Option<String>,
         rollout: Rollout,
+        /// With workers: how they stand.
+        workers: Option<&'a WorkersState>,
         app_services: &'a Decision,
     },
 }
@@ -200,16 +203,32 @@ pub fn next_status(
             client_url,
             metrics_url,
             rollout,
+            workers,
             app_services,
         } => {
             publish_exposure(&mut status, exposure, generation, now.clone());
             publish_monitoring(&mut status, *monitoring, generation, now.clone());
             status.metrics_url = metrics_url.clone();
+            status.workers = workers.map(|w| w.status.clone());
             status.homeserver_configuration = Some(config.status());
             status.client_url = Some(client_url.clone());
             status.app_services = app_services.statuses.clone();
             status.bridges = app_services.bridges();
-            (rollout_verdict(rollout), Some((*database).clone()))
+            let waiting = workers.and_then(|w| w.waiting.as_deref());
+            let verdict = match (rollout, waiting) {
+                (Rollout::Ready, Some(waiting)) => {
+                    let message =
+                        format!("the main process is ready, the workers are not: {waiting}");
+                    (
+                        (ConditionStatus::False, "WorkersNotReady", message.clone()),
+                        (ConditionStatus::True, "RollingOut", message.clone()),
+                        None,
+                        Some(message),
+                    )
+                }
+                _ => rollout_verdict(rollout),
+            };
+            (verdict, Some((*database).clone()))
         }
     };
     let (ready, progressing, state, reason) = verdict;

@@ -32,6 +32,7 @@ fn running_status_and_steady_state_equality() {
         metrics_url: None,
         database: &Readiness::Sqlite,
         rollout: Rollout::Ready,
+        workers: None,
         app_services: &Decision::default(),
     };
     let first = next_status(None, Some(1), &outcome, at(10));
@@ -61,6 +62,7 @@ fn a_problem_fails_and_keeps_the_running_configuration() {
             metrics_url: None,
             database: &Readiness::Sqlite,
             rollout: Rollout::Ready,
+            workers: None,
             app_services: &Decision::default(),
         },
         at(10),
@@ -155,6 +157,7 @@ fn a_ready_database_is_published_without_its_password_and_kept_when_it_falters()
             client_url: "http://hs.ns.svc:8008".into(),
             metrics_url: None,
             rollout: Rollout::Ready,
+            workers: None,
             app_services: &Decision::default(),
         },
         at(10),

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, EnvVar, KeyToPath, ResourceRequirements, Service};
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, KeyToPath, Lifecycle, LifecycleHandler, ResourceRequirements, Service,
+    SleepAction,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use operator_common::workload::{
@@ -49,7 +52,25 @@ pub struct SynapseWorkload {
     pub env: Vec<EnvVar>,
     /// The port of Synapse's metrics listener, if it serves metrics.
     pub metrics_port: Option<u16>,
+    /// `None` for the main process; for a worker, its file.
+    pub worker: Option<WorkerFile>,
+    /// Whether the process mounts the data volume (the main process and media repositories).
+    pub data: bool,
+    /// The Secret whose key `password` is Redis's password, mounted for the processes of a
+    /// Synapse with workers.
+    pub redis_password: Option<String>,
 }
+
+/// A worker's own configuration file: the key `key` of the Secret `secret`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerFile {
+    pub secret: String,
+    pub key: String,
+}
+
+/// Where workers find their files and every process Redis's password.
+pub const WORKERS_DIR: &str = "/workers";
+pub const REDIS_DIR: &str = "/redis";
 
 pub const CONFIG_HASH_ANNOTATION: &str = "synapse.opdev.io/config-hash";
 
@@ -77,15 +98,35 @@ pub fn synapse_deployment(
     let mut volumes = vec![
         secret_volume("config", &workload.config_secret, None),
         secret_volume("secrets", &workload.homeserver_secret, None),
-        claim_volume("data", &workload.data_claim),
         empty_dir_volume("tmp"),
     ];
     let mut mounts = vec![
         mount("config", paths::CONFIG_DIR, true),
         mount("secrets", paths::SECRETS_DIR, true),
-        mount("data", paths::DATA_DIR, false),
         mount("tmp", "/tmp", false),
     ];
+    if workload.data {
+        volumes.push(claim_volume("data", &workload.data_claim));
+        mounts.push(mount("data", paths::DATA_DIR, false));
+    }
+    if let Some(file) = &workload.worker {
+        let items = vec![KeyToPath {
+            key: file.key.clone(),
+            path: file.key.clone(),
+            mode: None,
+        }];
+        volumes.push(secret_volume("worker", &file.secret, Some(items)));
+        mounts.push(mount("worker", WORKERS_DIR, true));
+    }
+    if let Some(secret) = &workload.redis_password {
+        let items = vec![KeyToPath {
+            key: "password".into(),
+            path: "password".into(),
+            mode: None,
+        }];
+        volumes.push(secret_volume("redis", secret, Some(items)));
+        mounts.push(mount("redis", REDIS_DIR, true));
+    }
     for (index, registration) in workload.registrations.iter().enumerate() {
         let volume = format!("appservice-{index}");
         volumes.push(secret_volume(
@@ -107,19 +148,9 @@ pub fn synapse_deployment(
     let container = Container {
         name: "synapse".into(),
         image: Some(workload.image.clone()),
-        command: Some(
-            [
-                "python",
-                "-m",
-                "synapse.app.homeserver",
-                "--config-path",
-                &format!("{}/{}", paths::CONFIG_DIR, paths::BASE_FILE),
-                "--config-path",
-                &format!("{}/{}", paths::CONFIG_DIR, paths::OVERLAY_FILE),
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
+        command: Some(command(workload.worker.as_ref())),
+        // A worker leaves the router's rotation before it stops.
+        lifecycle: workload.worker.as_ref().map(|_| pre_stop_delay()),
         ports: Some(
             ports(workload.client_port, workload.metrics_port)
                 .into_iter()
@@ -144,6 +175,38 @@ pub fn synapse_deployment(
         container,
         volumes,
     )
+}
+
+/// The process's command: the main process, or a worker with its own file last.
+fn command(worker: Option<&WorkerFile>) -> Vec<String> {
+    let app = match worker {
+        None => "synapse.app.homeserver",
+        Some(_) => "synapse.app.generic_worker",
+    };
+    let mut command = vec!["python".to_owned(), "-m".to_owned(), app.to_owned()];
+    let files =
+        [paths::BASE_FILE, paths::OVERLAY_FILE].map(|f| format!("{}/{f}", paths::CONFIG_DIR));
+    let own = worker.map(|w| format!("{WORKERS_DIR}/{}", w.key));
+    for file in files.into_iter().chain(own) {
+        command.extend(["--config-path".to_owned(), file]);
+    }
+    command
+}
+
+/// How long a stopping pod keeps serving, so that the router and Services stop sending it
+/// requests first.
+pub const PRE_STOP_SECONDS: i64 = 5;
+
+pub fn pre_stop_delay() -> Lifecycle {
+    Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            sleep: Some(SleepAction {
+                seconds: PRE_STOP_SECONDS,
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    }
 }
 
 pub fn synapse_service(
@@ -183,6 +246,9 @@ mod tests {
             resources: default_resources(),
             env: Vec::new(),
             metrics_port: Some(9000),
+            worker: None,
+            data: true,
+            redis_password: None,
         }
     }
 

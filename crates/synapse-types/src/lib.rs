@@ -9,6 +9,7 @@ pub mod heisenbridge;
 pub mod mautrix_signal;
 pub mod metrics;
 pub mod synapse;
+pub mod workers;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,

@@ -16,6 +16,7 @@ use crate::common::{
 use crate::contract::AppServiceStatus;
 use crate::expose::Expose;
 use crate::metrics::Metrics;
+use crate::workers::Workers;
 
 /// CEL rule: a Matrix server name is a DNS name, an IPv4 literal or a bracketed IPv6 literal,
 /// optionally followed by `:port` (Matrix specification, appendix "Server Name").
@@ -42,7 +43,7 @@ fn quantity(value: &str) -> String {
 }
 
 /// CEL rule of `spec.resources`: every request and limit is a quantity of at least 0.
-fn resource_quantities_rule() -> String {
+pub(crate) fn resource_quantities_rule() -> String {
     let valid = |map: &str| {
         let value = format!("self.{map}[r]");
         format!(
@@ -56,7 +57,7 @@ fn resource_quantities_rule() -> String {
 
 /// CEL rule of `spec.resources`: no limit is below the request of its resource. Entries that are
 /// no quantity are left to the rule above.
-fn limits_cover_requests_rule() -> String {
+pub(crate) fn limits_cover_requests_rule() -> String {
     let (request, limit) = ("self.requests[r]", "self.limits[r]");
     format!(
         "!has(self.requests) || !has(self.limits) || self.requests.all(r, !(r in self.limits) || \
@@ -69,7 +70,7 @@ fn limits_cover_requests_rule() -> String {
 }
 
 /// Bounds `spec.resources` (Kubernetes' ResourceRequirements) for the cost of its rules.
-fn bound_resources(schema: &mut Schema) {
+pub(crate) fn bound_resources(schema: &mut Schema) {
     for map in ["requests", "limits"] {
         let map = schema
             .get_mut("properties")
@@ -97,6 +98,11 @@ fn bound_resources(schema: &mut Schema) {
     validation = name_is_dns_label("Synapse", ""),
     validation = name_fits_service("Synapse", ""),
     validation = name_fits_database_cluster("Synapse", DATABASE_CLUSTER_SUFFIX),
+    validation = Rule::new("!has(self.spec.workers) || self.metadata.name.size() <= 49").message(
+        "with spec.workers, metadata.name must be at most 49 characters because the workers' \
+         Services are named NAME-<role>-<index> (up to 14 more characters) and a Service name is \
+         at most 63 characters long"
+    ),
     doc = "A Matrix homeserver (Synapse). Its configuration comes either from a few values or from \
            a homeserver.yaml in a ConfigMap; bridges register with it through the app-service \
            annotations described in status.appServices.",
@@ -111,6 +117,12 @@ fn bound_resources(schema: &mut Schema) {
         type_ = "string",
         description = "Whether Synapse is deployed and its pod is ready",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Workers",
+        type_ = "string",
+        description = "Ready workers of those declared",
+        json_path = ".status.workers.summary"
     ),
     printcolumn(
         name = "Age",
@@ -206,6 +218,11 @@ pub struct SynapseSpec {
     /// scraped through a ServiceMonitor or PodMonitor when `monitor` is set.
     #[serde(default)]
     pub metrics: Metrics,
+
+    /// Worker processes by role, the Redis they replicate through and the router in front of
+    /// them. Without it (the default) Synapse runs as one process. Workers need PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Workers>,
 }
 
 /// The data volume of a Synapse.
@@ -342,6 +359,10 @@ pub struct SynapseStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_url: Option<String>,
 
+    /// With `spec.workers`: how many workers of each role are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<WorkersStatus>,
+
     /// The bridges deployed for this Synapse (kept from the original operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridges: Option<BridgesStatus>,
@@ -402,4 +423,27 @@ pub struct BridgeStatus {
     /// Name of the bridge object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// The workers of a Synapse as they run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkersStatus {
+    /// Ready workers of those declared, over every role, e.g. `3/4`.
+    pub summary: String,
+    /// Each declared role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<WorkerRoleStatus>,
+}
+
+/// The workers of one role as they run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerRoleStatus {
+    /// `generic`, `federationSender`, `pusher`, `mediaRepository` or `background`.
+    pub role: String,
+    /// Workers declared.
+    pub replicas: i32,
+    /// Workers whose pod is ready with the current configuration.
+    pub ready: i32,
 }

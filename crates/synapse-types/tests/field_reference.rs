@@ -30,7 +30,15 @@ use serde_json::Value;
 use synapse_types::{Heisenbridge, MautrixSignal, Synapse};
 
 /// Fields whose inside is an embedded Kubernetes type, documented at this path only.
-const OPAQUE: &[&str] = &["status.conditions", "spec.resources"];
+const OPAQUE: &[&str] = &[
+    "status.conditions",
+    "spec.resources",
+    "spec.workers.generic.resources",
+    "spec.workers.federationSender.resources",
+    "spec.workers.pusher.resources",
+    "spec.workers.mediaRepository.resources",
+    "spec.workers.background.resources",
+];
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

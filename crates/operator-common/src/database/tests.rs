@@ -270,6 +270,7 @@ fn a_secret_triggers_the_objects_whose_database_it_is() {
                 deletion_policy: Default::default(),
                 expose: None,
                 metrics: Default::default(),
+                workers: None,
             },
         );
         synapse.metadata.namespace = Some(namespace.into());
