@@ -5,8 +5,8 @@
 //! that what an operator writes really works, a test hands the harness a Pod (or a Deployment,
 //! whose ready pod of the newest ReplicaSet is taken): the harness reads the Pod and the objects
 //! its volumes and env reference through the API, lays the volumes out as the kubelet would,
-//! and runs the container's `command` + `args` with the pinned PyPI program standing in for the
-//! image (see [`images`]):
+//! and runs the container's `command` + `args` with a local program standing in for the image
+//! (see [`images`]: the pinned PyPI programs, Debian's redis-server and nginx):
 //!
 //! - in a network namespace per [`Scenario`] (`ip netns add`, loopback only): the pods of one
 //!   scenario reach each other on 127.0.0.1, parallel scenarios never collide on ports;
@@ -18,8 +18,9 @@
 //!   `fsGroup` applied to the volumes and the default container capabilities, via `setpriv`.
 //!
 //! What is not emulated: init containers, probes, lifecycle hooks, resource limits, the image's
-//! own files and environment (the venv and the host's `/` stand in), Service-link env vars (they
-//! would hold ClusterIPs, which nothing routes to), `/etc/resolv.conf` and `/dev/termination-log`.
+//! own files and environment (the program's tree and the host's `/` stand in), Service-link env
+//! vars (they would hold ClusterIPs, which nothing routes to), `/etc/resolv.conf` and
+//! `/dev/termination-log`.
 //!
 //! Every process, mount and namespace is gone after [`PodProcess`] and [`Scenario`] are dropped,
 //! also when a test panics; a run killed before its Drop ran is cleaned up by the next
@@ -60,7 +61,7 @@ pub enum Error {
     /// The pod, or an object it references, asks for something the harness cannot run.
     #[error("{0}")]
     Spec(String),
-    /// This machine is not ready (not root, venv missing...).
+    /// This machine is not ready (not root, venv or Debian tree missing...).
     #[error("{0}")]
     Setup(String),
     #[error("{what}: {source}")]
@@ -180,7 +181,11 @@ impl Scenario {
         netns::reap_stale()?;
         reap_stale_runs();
         let requirements_dir = crate::repo_root().join("hack/python-requirements");
-        let programs = Programs::load(&requirements_dir, &images::venv_root())?;
+        let programs = Programs::load(
+            &requirements_dir,
+            &images::venv_root(),
+            &images::debian_root(),
+        )?;
         let label: String = label
             .chars()
             .map(|c| {
@@ -382,9 +387,14 @@ impl Scenario {
         )
         .map_err(io(format!("write {}", script.display())))?;
 
+        // Owned by the pod's user, as runc hands a container its stdio: a program that reopens
+        // them (nginx's `access_log /dev/stdout`) may, as in a cluster.
         let log = |name: &str| {
             let path = dir.join(name);
-            File::create(&path).map_err(io(format!("create {}", path.display())))
+            let file = File::create(&path).map_err(io(format!("create {}", path.display())))?;
+            std::os::unix::fs::fchown(&file, Some(plan.user.uid), None)
+                .map_err(io(format!("chown {}", path.display())))?;
+            Ok::<_, Error>(file)
         };
         let child = Command::new("/usr/bin/nsenter")
             .arg(format!("--net={}", self.netns.path().display()))

@@ -1,19 +1,24 @@
 //! The pod harness (`e2e::pod_harness`): planning a fixture Pod (pure), running that fixture's
-//! process for real in its namespaces (root and `hack/python-env` needed), and Synapse booting
-//! from exactly the objects its Deployment mounts in the local plane (`hack/cluster` needed).
-//! Nothing here skips: a missing plane, venv or root fails the test with the fix.
+//! process for real in its namespaces (root and `hack/python-env` needed), Synapse booting from
+//! exactly the objects its Deployment mounts in the local plane (`hack/cluster` needed), and
+//! Debian's redis-server and nginx standing in for the redis and nginx images in Deployments
+//! shaped as Pod Security `restricted` demands (`hack/debian-tool` needed). Nothing here skips: a
+//! missing plane, venv, Debian tree or root fails the test with the fix.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use e2e::pod_harness::plan::{self, FileEntry, Sources, TokenKey, VolumeContent};
-use e2e::pod_harness::{Program, Programs, Scenario, ServiceName, hosts};
+use e2e::pod_harness::{Program, Programs, Scenario, ServiceName, hosts, images};
 use e2e::{TestNamespace, client};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::PostParams;
 use serde_json::{Value, json};
+
+mod upstream_support;
+use upstream_support::Upstream;
 
 const FIXTURE_POD: &str = include_str!("../testdata/pod-harness/fixture-pod.yaml");
 const CHECK_PY: &str = include_str!("../testdata/pod-harness/check.py");
@@ -68,16 +73,8 @@ fn fixture_sources(claim_uid: &str) -> Sources {
 
 fn fake_programs() -> Programs {
     Programs::from_programs([
-        Program {
-            name: "synapse".into(),
-            version: "1.163.2".into(),
-            venv: "/venvs/synapse-1.163.2".into(),
-        },
-        Program {
-            name: "heisenbridge".into(),
-            version: "1.15.4".into(),
-            venv: "/venvs/heisenbridge-1.15.4".into(),
-        },
+        Program::venv("synapse", "1.163.2", "/venvs/synapse-1.163.2"),
+        Program::venv("heisenbridge", "1.15.4", "/venvs/heisenbridge-1.15.4"),
     ])
 }
 
@@ -213,6 +210,68 @@ fn plans_the_fixture_pod_like_the_kubelet() {
 }
 
 #[test]
+fn plans_a_debian_image_with_its_tree_first_on_the_paths() {
+    let tree = "/cache/redis-server-5_7.0.15-1~deb12u10";
+    let programs = Programs::from_programs([Program {
+        name: "redis-server".into(),
+        version: "7.0.15".into(),
+        install: images::Install::Debian(images::debian::Tree {
+            package: "redis-server".into(),
+            dir: tree.into(),
+            version: "5:7.0.15-1~deb12u10".into(),
+            library_dirs: vec![format!("{tree}/usr/lib/x86_64-linux-gnu").into()],
+        }),
+    }]);
+    let pod = |env: Value| -> Pod {
+        from_json(json!({
+            "metadata": {"name": "redis", "namespace": "r"},
+            "spec": {"containers": [{
+                "name": "redis", "image": "redis:7.0.15",
+                "command": ["redis-server", "/config/redis.conf"], "env": env,
+            }]},
+        }))
+    };
+    let plan = plan::plan(&pod(json!([])), None, &Sources::default(), &programs)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.argv, ["redis-server", "/config/redis.conf"]);
+    assert_eq!(
+        plan.env.get("PATH"),
+        Some(
+            format!(
+                "{tree}/usr/sbin:{tree}/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:\
+                 /sbin:/bin"
+            )
+            .as_str()
+        )
+    );
+    let libraries = format!("{tree}/usr/lib/x86_64-linux-gnu");
+    assert_eq!(plan.env.get("LD_LIBRARY_PATH"), Some(libraries.as_str()));
+
+    // The pod's own paths come after the tree's.
+    let env = json!([{"name": "PATH", "value": "/opt/bin"}, {"name": "LD_LIBRARY_PATH", "value": "/opt/lib"}]);
+    let plan = plan::plan(&pod(env), None, &Sources::default(), &programs)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.env.get("PATH"),
+        Some(format!("{tree}/usr/sbin:{tree}/usr/bin:/opt/bin").as_str())
+    );
+    assert_eq!(
+        plan.env.get("LD_LIBRARY_PATH"),
+        Some(format!("{libraries}:/opt/lib").as_str())
+    );
+
+    // A venv has no libraries of its own: LD_LIBRARY_PATH stays unset.
+    let plan = plan::plan(
+        &fixture_pod(),
+        Some("main"),
+        &fixture_sources("u1"),
+        &fake_programs(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.env.get("LD_LIBRARY_PATH"), None);
+}
+
+#[test]
 fn renders_the_hosts_file_for_the_fixture_pod() {
     let hosts = hosts::render(
         "fixture",
@@ -258,7 +317,7 @@ fn refuses_what_it_cannot_run() {
     assert!(e.contains("no command"), "{e}");
 
     let mut unknown_image = pod.clone();
-    unknown_image.spec.as_mut().unwrap().containers[1].image = Some("nginx:1.27".into());
+    unknown_image.spec.as_mut().unwrap().containers[1].image = Some("busybox:1.36".into());
     let e = err(&unknown_image, Some("main"), &sources);
     assert!(e.contains("no local stand-in"), "{e}");
 
@@ -322,7 +381,7 @@ async fn runs_the_fixture_pod_in_its_namespaces_as_its_user() {
         scenario.programs(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let venv = plan.program.venv.clone();
+    let venv_bin = plan.program.bin_dirs()[0].clone();
     let host_paths = ["/app", "/config", "/secrets", "/data", "/etc/app"];
     let host_before = host_paths.map(|p| Path::new(p).exists());
 
@@ -339,7 +398,7 @@ async fn runs_the_fixture_pod_in_its_namespaces_as_its_user() {
     assert_eq!(report["argv"], json!(["--name=fixture", "$(POD_NAME)"]));
     assert_eq!(
         report["executable"],
-        venv.join("bin/python").display().to_string()
+        venv_bin.join("python").display().to_string()
     );
     assert_eq!(report["uid"], 991);
     assert_eq!(report["gid"], 992);
@@ -620,5 +679,286 @@ async fn synapse_boots_from_the_files_its_pod_mounts() {
         started.elapsed()
     );
     assert_left_nothing(pid, &netns);
+    ns.delete().await;
+}
+
+/// The securityContexts Pod Security `restricted` demands, as the synapse-operator will write
+/// them for Redis and the worker router: a non-root `uid`, a read-only root filesystem, and an
+/// emptyDir at /tmp for whatever the program writes. `container` gets them and the /tmp mount.
+fn restricted_pod_spec(uid: i64, mut container: Value, mut volumes: Vec<Value>) -> Value {
+    container["securityContext"] = json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "capabilities": {"drop": ["ALL"]},
+    });
+    container["volumeMounts"]
+        .as_array_mut()
+        .expect("volumeMounts")
+        .push(json!({"name": "tmp", "mountPath": "/tmp"}));
+    volumes.push(json!({"name": "tmp", "emptyDir": {}}));
+    json!({
+        "securityContext": {
+            "runAsNonRoot": true, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    })
+}
+
+/// A namespace enforcing Pod Security `restricted`, as the operators' namespaces do.
+async fn restricted_namespace(client: &kube::Client, prefix: &str) -> TestNamespace {
+    TestNamespace::create(
+        client,
+        prefix,
+        &[("pod-security.kubernetes.io/enforce", "restricted")],
+    )
+    .await
+}
+
+/// Creates a one-replica Deployment of `pod_spec`, once the API server admits that pod (a dry
+/// run, whose refusal names the Pod Security violation; the ReplicaSet's would only be an Event).
+async fn create_deployment(ns: &TestNamespace, name: &str, pod_spec: Value) {
+    let pod: Pod = from_json(json!({"metadata": {"name": name}, "spec": pod_spec}));
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    ns.api::<Pod>()
+        .create(&dry_run, &pod)
+        .await
+        .unwrap_or_else(|e| panic!("the pod of {name} is not admitted: {e}"));
+    ns.api::<Deployment>()
+        .create(
+            &PostParams::default(),
+            &from_json(json!({
+                "metadata": {"name": name},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
+                },
+            })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create deployment {name}: {e}"));
+}
+
+/// The image of `repository` whose tag is the upstream version of the Debian package standing
+/// in for it: the tag the operator must pin.
+fn debian_image(repository: &str, package: &str) -> String {
+    let debian = images::debian_version(package).unwrap_or_else(|e| panic!("{e}"));
+    format!("{repository}:{}", images::upstream_version(&debian))
+}
+
+/// Redis as the synapse-operator will configure it: loopback only, no persistence, the password
+/// from a Secret the config includes.
+const REDIS_CONF: &str = "bind 127.0.0.1\nport 6379\nprotected-mode yes\nsave \"\"\n\
+                          appendonly no\ndir /tmp\ninclude /secrets/auth.conf\n";
+
+#[tokio::test]
+async fn redis_image_runs_debians_redis_as_a_restricted_pod() {
+    let client = client().await;
+    let ns = restricted_namespace(&client, "pod-harness-redis").await;
+    let image = debian_image("docker.io/library/redis", "redis-server");
+    let password = random_hex(16);
+    let pp = PostParams::default();
+    ns.api::<ConfigMap>()
+        .create(
+            &pp,
+            &from_json(json!({
+                "metadata": {"name": "redis-config"}, "data": {"redis.conf": REDIS_CONF},
+            })),
+        )
+        .await
+        .expect("create configmap");
+    ns.api::<Secret>()
+        .create(
+            &pp,
+            &from_json(json!({
+                "metadata": {"name": "redis-auth"},
+                "stringData": {"auth.conf": format!("requirepass {password}\n")},
+            })),
+        )
+        .await
+        .expect("create secret");
+    let container = json!({
+        "name": "redis",
+        "image": image,
+        "command": ["redis-server", "/config/redis.conf"],
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/config", "readOnly": true},
+            {"name": "auth", "mountPath": "/secrets", "readOnly": true},
+        ],
+    });
+    let volumes = vec![
+        json!({"name": "config", "configMap": {"name": "redis-config"}}),
+        json!({"name": "auth", "secret": {"secretName": "redis-auth", "defaultMode": 0o400}}),
+    ];
+    create_deployment(&ns, "redis", restricted_pod_spec(999, container, volumes)).await;
+
+    let scenario = Scenario::new("redis").unwrap_or_else(|e| panic!("{e}"));
+    let mut redis = scenario
+        .run_deployment(&client, &ns.name, "redis", None, TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    redis
+        .wait_for_log("Ready to accept connections", TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status_field(redis.pid(), "Uid"), "999 999 999 999");
+
+    // redis-cli of the same tree, in the pod's network namespace, commands on stdin (so the
+    // password is on no command line).
+    let program = scenario
+        .programs()
+        .resolve(&image)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cli = program.find("redis-cli").expect("the tree has redis-cli");
+    let library_path: Vec<_> = program
+        .library_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    let redis_cli = |commands: &str| {
+        let mut child = scenario
+            .netns()
+            .command(cli.to_str().expect("a UTF-8 path"))
+            .args(["-h", "127.0.0.1", "-p", "6379"])
+            .env("LD_LIBRARY_PATH", library_path.join(":"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start redis-cli");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), commands.as_bytes())
+            .expect("write to redis-cli");
+        let output = child.wait_with_output().expect("run redis-cli");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let answer = redis_cli(&format!("AUTH {password}\nPING\nCONFIG GET dir\n"));
+    assert_eq!(answer, "OK\nPONG\ndir\n/tmp\n");
+    let refused = redis_cli("AUTH wrong-password\nPING\n");
+    assert!(
+        refused.contains("WRONGPASS") && refused.contains("NOAUTH") && !refused.contains("PONG"),
+        "{refused}"
+    );
+    assert!(
+        redis_cli("PING\n").contains("NOAUTH"),
+        "a password is required"
+    );
+
+    // SIGTERM, as the kubelet sends: a clean exit with nothing to save.
+    // Another tag is refused, naming the version that stands in.
+    let err = scenario
+        .programs()
+        .resolve("redis:7.2.4")
+        .expect_err("only the Debian version's tag resolves")
+        .to_string();
+    let debian = images::debian_version("redis-server").unwrap_or_else(|e| panic!("{e}"));
+    assert!(err.contains("\"7.2.4\"") && err.contains(&debian), "{err}");
+
+    let status = redis.stop().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{status}:\n{}", redis.output());
+    assert!(
+        redis.output().contains("ready to exit, bye bye"),
+        "{}",
+        redis.output()
+    );
+    ns.delete().await;
+}
+
+/// The worker router's shape: non-root on 8080, every writable path under /tmp, logs on the
+/// container's stdout and stderr, a fixed answer and a proxied path to a Service by name.
+const NGINX_CONF: &str = r#"worker_processes 1;
+pid /tmp/nginx.pid;
+error_log stderr info;
+events {
+    worker_connections 64;
+}
+http {
+    access_log /dev/stdout;
+    client_body_temp_path /tmp/client_body;
+    proxy_temp_path /tmp/proxy;
+    fastcgi_temp_path /tmp/fastcgi;
+    uwsgi_temp_path /tmp/uwsgi;
+    scgi_temp_path /tmp/scgi;
+    server {
+        listen 127.0.0.1:8080;
+        location = /health {
+            return 200 "router ok\n";
+        }
+        location / {
+            proxy_pass http://upstream:8081;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+        }
+    }
+}
+"#;
+
+#[tokio::test]
+async fn nginx_image_runs_debians_nginx_as_a_restricted_pod() {
+    let client = client().await;
+    let ns = restricted_namespace(&client, "pod-harness-nginx").await;
+    let image = debian_image("docker.io/library/nginx", "nginx");
+    ns.api::<ConfigMap>()
+        .create(
+            &PostParams::default(),
+            &from_json(json!({
+                "metadata": {"name": "router-config"}, "data": {"nginx.conf": NGINX_CONF},
+            })),
+        )
+        .await
+        .expect("create configmap");
+    let container = json!({
+        "name": "nginx",
+        "image": image,
+        "command": ["nginx", "-c", "/config/nginx.conf", "-g", "daemon off;"],
+        "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": true}],
+    });
+    let volumes = vec![json!({"name": "config", "configMap": {"name": "router-config"}})];
+    create_deployment(&ns, "router", restricted_pod_spec(101, container, volumes)).await;
+
+    // The upstream stands in for a Service of the namespace, which nginx resolves at start.
+    let mut scenario = Scenario::new("nginx").unwrap_or_else(|e| panic!("{e}"));
+    scenario.add_service(&ns.name, "upstream");
+    let _upstream = Upstream::start(scenario.netns(), 8081, "upstream").await;
+    let mut router = scenario
+        .run_deployment(&client, &ns.name, "router", None, TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let health = router
+        .wait_http_ok(8080, "/health", TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(health.text(), "router ok\n");
+    assert_eq!(status_field(router.pid(), "Uid"), "101 101 101 101");
+
+    let proxied = router
+        .http_get(8080, "/_matrix/client/versions?x=%24")
+        .await
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(proxied["upstream"], "upstream");
+    assert_eq!(proxied["path"], "/_matrix/client/versions?x=%24");
+    assert_eq!(proxied["forwarded_for"], "127.0.0.1");
+    // Each request is logged on stdout, as `kubectl logs` would show it.
+    let stdout = std::fs::read_to_string(router.stdout_path()).expect("stdout log");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"GET /_matrix/client/versions?x=%24 HTTP/")
+                && l.contains("\" 200 ")),
+        "{}",
+        router.output()
+    );
+
+    let status = router.stop().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{status}:\n{}", router.output());
     ns.delete().await;
 }

@@ -8,7 +8,7 @@
 //! and reads her message, every request (client and federation) going through the proxy.
 //!
 //! Needs the plane (`hack/cluster up`, `eval "$(hack/cluster env)"`), root, `hack/python-env` and
-//! `hack/nginx-env`. Nothing leaves the namespace.
+//! `hack/debian-tool nginx`. Nothing leaves the namespace.
 
 // Each test crate uses a different part of the shared helpers.
 #[allow(dead_code)]

@@ -376,12 +376,17 @@ pub fn plan(
 
     let hostname = spec.hostname.clone().unwrap_or_else(|| pod_name.clone());
     let mut env = Env::default();
-    let venv_bin = program.venv.join("bin").display().to_string();
-    // The venv plays the image's /usr/local/bin: first on PATH, even when the pod sets PATH.
+    // The program's tree plays the image's /usr/local/bin (or /usr/bin): first on PATH, even when
+    // the pod sets PATH; its own libraries likewise on LD_LIBRARY_PATH.
+    let bin_path = join_paths(&program.bin_dirs());
+    let library_path = join_paths(program.library_dirs());
     env.set(
         "PATH".into(),
-        format!("{venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        format!("{bin_path}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
     );
+    if !library_path.is_empty() {
+        env.set("LD_LIBRARY_PATH".into(), library_path.clone());
+    }
     env.set(
         "HOME".into(),
         if user.uid == 0 { "/root" } else { "/" }.into(),
@@ -389,10 +394,10 @@ pub fn plan(
     env.set("HOSTNAME".into(), hostname.clone());
     env.set("LANG".into(), "C.UTF-8".into());
     for (name, value) in container_env.0 {
-        let value = if name == "PATH" {
-            format!("{venv_bin}:{value}")
-        } else {
-            value
+        let value = match name.as_str() {
+            "PATH" => format!("{bin_path}:{value}"),
+            "LD_LIBRARY_PATH" if !library_path.is_empty() => format!("{library_path}:{value}"),
+            _ => value,
         };
         env.set(name, value);
     }
@@ -421,6 +426,14 @@ pub fn plan(
                 .unsigned_abs(),
         ),
     })
+}
+
+/// `a:b:c`, as `PATH` lists directories.
+fn join_paths(dirs: &[std::path::PathBuf]) -> String {
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn to_id(value: i64, what: &str) -> Result<u32, String> {

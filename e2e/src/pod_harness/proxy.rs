@@ -1,5 +1,5 @@
 //! A TLS-terminating reverse proxy in a scenario's network namespace, standing in for a cluster's
-//! Gateway (or Ingress controller): Debian's nginx, provided by `hack/nginx-env`.
+//! Gateway (or Ingress controller): Debian's nginx, provided by `hack/debian-tool nginx`.
 //!
 //! - [`TestCa`] mints a throwaway CA and leaf certificates for host names with the `openssl` CLI.
 //! - [`render_nginx_conf`] turns a small route description ([`VirtualHost`]s of [`Location`]s,
@@ -28,10 +28,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use super::images::debian::{Tree, debian_root};
 use super::{Error, NetNs, Scenario, hosts, netns};
 
-/// Where `hack/nginx-env` links the nginx version in use.
-pub const NGINX_LINK: &str = "/var/cache/synapse-operators/nginx";
 /// nobody and nogroup: nginx runs as them.
 const NOBODY: u32 = 65534;
 /// How long nginx may take to listen.
@@ -40,14 +39,15 @@ const SCRATCH_ROOT: &str = "/var/tmp";
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
-/// The nginx binary `hack/nginx-env` provides.
+/// The nginx binary `hack/debian-tool nginx` provides (the one the nginx image maps to).
 pub fn nginx_binary() -> Result<PathBuf, Error> {
-    let binary = Path::new(NGINX_LINK).join("usr/sbin/nginx");
+    let tree = Tree::read(&debian_root(), "nginx")?;
+    let binary = tree.dir.join("usr/sbin/nginx");
     if binary.is_file() {
         Ok(binary)
     } else {
         Err(Error::Setup(format!(
-            "{} is missing: run hack/nginx-env (hack/test does), which extracts Debian's nginx there",
+            "{} is missing: run hack/debian-tool nginx (hack/test does)",
             binary.display()
         )))
     }
