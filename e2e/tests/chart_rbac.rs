@@ -307,6 +307,27 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
     )
     .await;
     wait_running(&api, "ext").await;
+    // With workers: their objects, the router's, Redis's and the budgets are created; without
+    // them again, deleted.
+    patch_spec(
+        &api,
+        "ext",
+        json!({"workers": {"generic": {"replicas": 1}}}),
+    )
+    .await;
+    wait_synapse(&api, "ext", "Ready with its worker", |s| {
+        s["status"]["workers"]["summary"] == "1/1" && condition_state(s, "Ready").0 == "True"
+    })
+    .await;
+    patch_spec(&api, "ext", json!({"workers": null})).await;
+    wait_for(TIMEOUT, "the worker objects to be deleted", || async {
+        let deployments =
+            Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns.name);
+        let left = deployments.get_opt("ext-generic-0").await.ok()?.is_some()
+            || deployments.get_opt("ext-router").await.ok()?.is_some();
+        (!left).then_some(())
+    })
+    .await;
 
     under.finish(true).await;
     e2e::pod_harness::forget_claims(&ns.name).expect("forget the claim data");

@@ -12,7 +12,7 @@ use crate::homeserver_file::{HomeserverFacts, HomeserverFileError, read_homeserv
 use crate::metrics::{MetricsProblem, ServedMetrics, served};
 use crate::public::{ExposeProblem, Public, public};
 use crate::render::{Values, render_values_homeserver};
-use crate::workers::has_workers;
+use crate::workers::{has_workers, operator_key_set};
 
 /// Key of the input ConfigMap that holds the user's configuration.
 pub const HOMESERVER_KEY: &str = "homeserver.yaml";
@@ -55,6 +55,10 @@ pub enum ConfigProblem {
         "the listeners of homeserver.yaml hold a value the operator cannot copy to add the main process's replication listener (a date, binary data, a non-string key): remove it, or remove spec.workers"
     )]
     WorkersListenersNotCopyable,
+    #[error(
+        "spec.workers.{role}.homeserver sets {key}, which the operator writes for workers: remove it"
+    )]
+    WorkerSettingsConflict { role: &'static str, key: String },
     #[error(transparent)]
     ReferenceNotGranted(#[from] NotGranted),
     #[error(
@@ -89,13 +93,14 @@ pub enum ConfigProblem {
 
 impl ConfigProblem {
     /// Every reason [`ConfigProblem::reason`] gives.
-    pub const REASONS: [&'static str; 16] = [
+    pub const REASONS: [&'static str; 17] = [
         "ExposedServerNameHasPort",
         "ExposureConflict",
         "MetricsPortConflict",
         "MetricsListenerNotAdded",
         "WorkersNeedPostgreSQL",
         "WorkersListenersNotCopyable",
+        "WorkerSettingsConflict",
         REFERENCE_NOT_GRANTED,
         "ConfigMapNotFound",
         "HomeserverYamlMissing",
@@ -116,6 +121,7 @@ impl ConfigProblem {
             ConfigProblem::Metrics(problem) => problem.reason(),
             ConfigProblem::WorkersNeedPostgreSQL => "WorkersNeedPostgreSQL",
             ConfigProblem::WorkersListenersNotCopyable => "WorkersListenersNotCopyable",
+            ConfigProblem::WorkerSettingsConflict { .. } => "WorkerSettingsConflict",
             ConfigProblem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
             ConfigProblem::MissingHomeserverKey { .. } => "HomeserverYamlMissing",
             ConfigProblem::InvalidHomeserverFile { error, .. } => match error {
@@ -161,6 +167,9 @@ pub fn config(
         }
         if facts.listeners.is_none() {
             return Err(ConfigProblem::WorkersListenersNotCopyable);
+        }
+        if let Some((role, key)) = operator_key_set(synapse) {
+            return Err(ConfigProblem::WorkerSettingsConflict { role, key });
         }
     }
     Ok(config)

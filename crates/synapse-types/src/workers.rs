@@ -31,14 +31,6 @@ pub const OPERATOR_WORKER_KEYS: [&str; 14] = [
     "database",
 ];
 
-fn keys_rule() -> String {
-    let keys: Vec<String> = OPERATOR_WORKER_KEYS
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect();
-    format!("!self.exists(k, k in [{}])", keys.join(", "))
-}
-
 /// The worker processes of a Synapse, by role. Without any (the default), Synapse runs as one
 /// process. Workers need PostgreSQL.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -108,17 +100,25 @@ pub struct WorkerRole {
     pub resources: Option<ResourceRequirements>,
 
     /// Extra homeserver.yaml settings of this role's workers (e.g. `caches`), applied over the
-    /// shared configuration. The keys the operator writes for workers are refused.
+    /// shared configuration. The keys the operator writes for workers
+    /// ([`OPERATOR_WORKER_KEYS`]) are refused (`WorkerSettingsConflict`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true, "maxProperties" = 64))]
-    #[x_kube(validation = kube::core::Rule::new(keys_rule()).message(
-        "the homeserver settings of a worker role may not set worker_app, worker_name, \
-         worker_listeners, worker_log_config, instance_map, redis, stream_writers, \
-         federation_sender_instances, pusher_instances, media_instance_running_background_jobs, \
-         run_background_tasks_on, enable_media_repo, listeners or database: the operator writes \
-         them"
-    ))]
+    #[schemars(transform = settings_map)]
     pub homeserver: BTreeMap<String, serde_json::Value>,
+}
+
+/// A map of settings whose values may be anything YAML holds: the map stays a map for the CEL
+/// rule on its keys, each value keeps its unknown fields.
+fn settings_map(schema: &mut schemars::Schema) {
+    let description = schema.get("description").cloned();
+    *schema = schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 64,
+        "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true},
+    });
+    if let Some(description) = description {
+        schema.insert("description".into(), description);
+    }
 }
 
 fn one() -> i32 {

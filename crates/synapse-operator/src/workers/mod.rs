@@ -17,6 +17,7 @@ use operator_common::random::random_alphanumeric;
 use operator_common::retained::ensure_generated_secret;
 use operator_common::subject::{Lifetime, Subject};
 use synapse_types::Synapse;
+use synapse_types::workers::OPERATOR_WORKER_KEYS;
 
 use self::build::{REDIS, REDIS_ACL_KEY};
 use self::topology::Role;
@@ -30,6 +31,18 @@ pub fn declared(synapse: &Synapse) -> Vec<(Role, i32)> {
         .into_iter()
         .filter_map(|role| role.spec(workers).map(|r| (role, r.replicas)))
         .collect()
+}
+
+/// The first role whose `homeserver` settings set a key the operator writes, and the key.
+pub fn operator_key_set(synapse: &Synapse) -> Option<(&'static str, String)> {
+    let workers = synapse.spec.workers.as_ref()?;
+    Role::ALL.into_iter().find_map(|role| {
+        let settings = &role.spec(workers)?.homeserver;
+        let key = OPERATOR_WORKER_KEYS
+            .iter()
+            .find(|k| settings.contains_key(**k))?;
+        Some((role.field(), (*key).to_owned()))
+    })
 }
 
 /// Whether the Synapse runs workers (a role with a replica).
