@@ -10,8 +10,6 @@
 #[allow(dead_code)]
 mod synapse_support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e::operator_process::OperatorProcess;
@@ -23,8 +21,8 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use synapse_support::{
-    TIMEOUT, boot_synapse, condition_state, config_file, create_synapse, get, is_running,
-    restricted_namespace, secret_text, start_operator, synapses, wait_synapse,
+    TIMEOUT, boot_synapse, condition_state, config_file, create_synapse, get, hmac_sha1_hex,
+    is_running, restricted_namespace, secret_text, start_operator, synapses, wait_synapse,
 };
 
 const SERVER: &str = "handshake.test";
@@ -214,37 +212,6 @@ async fn wait_app_services(h: &Handshake, synapse: &str, expected: &[(&str, &str
         },
     )
     .await
-}
-
-/// HMAC-SHA1 as hex, by Python's hmac module; the key goes through stdin, never a command line.
-fn hmac_sha1_hex(key: &str, message: &[u8]) -> String {
-    let mut child = Command::new("/usr/bin/python3.11")
-        .args([
-            "-I",
-            "-c",
-            "import sys, hmac, hashlib\n\
-             key, message = sys.stdin.buffer.read().split(b'\\n', 1)\n\
-             print(hmac.new(key, message, hashlib.sha1).hexdigest())",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run python3.11");
-    let mut input = key.as_bytes().to_vec();
-    input.push(b'\n');
-    input.extend_from_slice(message);
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&input)
-        .expect("write to python");
-    let output = child.wait_with_output().expect("python's output");
-    assert!(output.status.success(), "hmac helper failed");
-    String::from_utf8(output.stdout)
-        .expect("hex")
-        .trim()
-        .to_owned()
 }
 
 /// Registers `user` through Synapse's shared-secret admin API with the secret the

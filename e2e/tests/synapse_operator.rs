@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,37 +68,6 @@ fn assert_token_format(value: &str) {
         value.chars().all(|c| c.is_ascii_alphanumeric()),
         "alphanumeric"
     );
-}
-
-/// HMAC-SHA1 as hex, by Python's hmac module; the key goes through stdin, never a command line.
-fn hmac_sha1_hex(key: &str, message: &[u8]) -> String {
-    let mut child = Command::new("/usr/bin/python3.11")
-        .args([
-            "-I",
-            "-c",
-            "import sys, hmac, hashlib\n\
-             key, message = sys.stdin.buffer.read().split(b'\\n', 1)\n\
-             print(hmac.new(key, message, hashlib.sha1).hexdigest())",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run python3.11");
-    let mut input = key.as_bytes().to_vec();
-    input.push(b'\n');
-    input.extend_from_slice(message);
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&input)
-        .expect("write to python");
-    let output = child.wait_with_output().expect("python's output");
-    assert!(output.status.success(), "hmac helper failed");
-    String::from_utf8(output.stdout)
-        .expect("hex")
-        .trim()
-        .to_owned()
 }
 
 /// Registers an admin through Synapse's shared-secret admin API: only the secret Synapse really

@@ -15,8 +15,6 @@
 #[allow(dead_code)]
 mod synapse_support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 
 use e2e::pod_harness::{PodProcess, Request, Scenario};
 use e2e::postgres::{self, CNPG_PORT, Postgres};
@@ -26,43 +24,12 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::{Value, json};
 use synapse_support::{
-    Plane, TIMEOUT, boot_synapse, create_synapse, get, get_opt, patch_spec, random_token,
-    secret_text, template_hash, wait_synapse,
+    Plane, TIMEOUT, boot_synapse, create_synapse, get, get_opt, hmac_sha1_hex, patch_spec,
+    random_token, secret_text, template_hash, wait_synapse,
 };
 
 const ROUTER_PORT: u16 = 8080;
 const MAIN_PORT: u16 = 8008;
-
-/// HMAC-SHA1 as hex, by Python's hmac module; the key goes through stdin, never a command line.
-fn hmac_sha1_hex(key: &str, message: &[u8]) -> String {
-    let mut child = Command::new("/usr/bin/python3.11")
-        .args([
-            "-I",
-            "-c",
-            "import sys, hmac, hashlib\n\
-             key, message = sys.stdin.buffer.read().split(b'\\n', 1)\n\
-             print(hmac.new(key, message, hashlib.sha1).hexdigest())",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run python3.11");
-    let mut input = key.as_bytes().to_vec();
-    input.push(b'\n');
-    input.extend_from_slice(message);
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&input)
-        .expect("write");
-    let output = child.wait_with_output().expect("python's output");
-    assert!(output.status.success(), "hmac helper failed");
-    String::from_utf8(output.stdout)
-        .expect("hex")
-        .trim()
-        .to_owned()
-}
 
 /// A request through the router; the answer's status and JSON body.
 async fn call(scenario: &Scenario, request: Request) -> (u16, Value) {

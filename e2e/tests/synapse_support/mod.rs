@@ -4,6 +4,8 @@
 //! through the pod harness.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e::operator_process::OperatorProcess;
@@ -558,4 +560,35 @@ pub fn random_token() -> String {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
         .expect("read /dev/urandom");
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// HMAC-SHA1 as hex, by Python's hmac module; the key goes through stdin, never a command line.
+pub fn hmac_sha1_hex(key: &str, message: &[u8]) -> String {
+    let mut child = Command::new("/usr/bin/python3.11")
+        .args([
+            "-I",
+            "-c",
+            "import sys, hmac, hashlib\n\
+             key, message = sys.stdin.buffer.read().split(b'\\n', 1)\n\
+             print(hmac.new(key, message, hashlib.sha1).hexdigest())",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python3.11");
+    let mut input = key.as_bytes().to_vec();
+    input.push(b'\n');
+    input.extend_from_slice(message);
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("write to python");
+    let output = child.wait_with_output().expect("python's output");
+    assert!(output.status.success(), "hmac helper failed");
+    String::from_utf8(output.stdout)
+        .expect("hex")
+        .trim()
+        .to_owned()
 }
