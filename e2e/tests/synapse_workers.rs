@@ -15,7 +15,6 @@
 #[allow(dead_code)]
 mod synapse_support;
 
-
 use e2e::pod_harness::{PodProcess, Request, Scenario};
 use e2e::postgres::{self, CNPG_PORT, Postgres};
 use e2e::wait_for;
@@ -155,6 +154,23 @@ async fn workers_serve_through_the_router_and_scale_without_touching_main() {
             {"role": "mediaRepository", "replicas": 1, "ready": 1},
         ])
     );
+    // Workers and routers leave the rotation before they stop.
+    for name in ["hs-generic-0", "hs-router"] {
+        let deployment: Deployment = get(&client, &ns, name).await;
+        let pod = deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("a pod");
+        let pre_stop = pod.containers[0]
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref());
+        assert_eq!(
+            pre_stop.and_then(|p| p.sleep.as_ref()).map(|s| s.seconds),
+            Some(5),
+            "{name}"
+        );
+    }
     for budget in ["hs-router", "hs-generic", "hs-federation", "hs-media"] {
         let pdb: PodDisruptionBudget = get(&client, &ns, budget).await;
         let spec = pdb.spec.expect("a PDB spec");
