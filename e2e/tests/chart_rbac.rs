@@ -323,8 +323,16 @@ async fn synapse_operator_needs_exactly_its_chart_rules() {
     wait_for(TIMEOUT, "the worker objects to be deleted", || async {
         let deployments =
             Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns.name);
+        let budgets = Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(
+            client.clone(),
+            &ns.name,
+        );
+        let secrets = Api::<Secret>::namespaced(client.clone(), &ns.name);
         let left = deployments.get_opt("ext-generic-0").await.ok()?.is_some()
-            || deployments.get_opt("ext-router").await.ok()?.is_some();
+            || deployments.get_opt("ext-router").await.ok()?.is_some()
+            || budgets.get_opt("ext-generic").await.ok()?.is_some()
+            || secrets.get_opt("ext-workers").await.ok()?.is_some()
+            || secrets.get_opt("ext-redis").await.ok()?.is_some();
         (!left).then_some(())
     })
     .await;

@@ -474,7 +474,7 @@ async fn printer_columns_and_short_names() {
     let synapses = run("kubectl", &["get", "syn", "-n", &ns.name]).await;
     assert_eq!(
         header(&synapses),
-        ["NAME", "SERVER", "NAME", "READY", "AGE"],
+        ["NAME", "SERVER", "NAME", "READY", "WORKERS", "AGE"],
         "{synapses}"
     );
     for short in ["hb", "signal"] {

@@ -74,10 +74,27 @@ pub fn children(
         .as_ref()
         .map(topology::instances)
         .unwrap_or_default();
-    let redis_endpoint = RedisEndpoint {
-        host: workers::build::redis(name),
-        port: workers::build::REDIS_PORT,
-        password_path: Some(format!("{REDIS_DIR}/password")),
+    let external = (synapse.spec.workers.as_ref())
+        .and_then(|w| w.redis.as_ref())
+        .and_then(|r| r.external.as_ref());
+    let password_path = || format!("{REDIS_DIR}/password");
+    let (redis_endpoint, redis_password) = match external {
+        Some(external) => (
+            RedisEndpoint {
+                host: external.host.clone(),
+                port: external.port,
+                password_path: external.password_secret.as_ref().map(|_| password_path()),
+            },
+            (external.password_secret.as_ref()).map(|s| (s.name.clone(), s.key.clone())),
+        ),
+        None => (
+            RedisEndpoint {
+                host: workers::build::redis(name),
+                port: workers::build::REDIS_PORT,
+                password_path: Some(password_path()),
+            },
+            Some((workers::build::redis(name), "password".to_owned())),
+        ),
     };
     let shared =
         (!instances.is_empty()).then(|| workers::config::shared(name, &instances, &redis_endpoint));
@@ -131,7 +148,7 @@ pub fn children(
         metrics_port: config.metrics.as_ref().map(|m| m.port),
         worker: None,
         data: true,
-        redis_password: (!instances.is_empty()).then(|| workers::build::redis(name)),
+        redis_password: redis_password.filter(|_| !instances.is_empty()),
         env: database
             .connection()
             .map(|c| vec![c.password_env()])
@@ -173,7 +190,7 @@ pub fn children(
             (workers::build::file_key(instance), to_file(&file))
         })
         .collect();
-    let redis_acl = redis
+    let redis_acl = (redis.filter(|_| external.is_none()))
         .and_then(|r| r.get(REDIS_ACL_KEY))
         .map(|acl| String::from_utf8_lossy(acl).into_owned());
     let redis_secret = workers::build::redis(name);

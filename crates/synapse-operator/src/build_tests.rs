@@ -109,3 +109,128 @@ fn children_are_named_labelled_and_owned_by_the_deletion_policy() {
     );
     assert!(owned(&built.claim.metadata), "Delete takes the data along");
 }
+
+fn with_workers(workers: serde_json::Value) -> Synapse {
+    let mut synapse = synapse("Retain");
+    synapse.spec.workers = Some(serde_json::from_value(workers).unwrap());
+    synapse
+}
+
+/// The children of `synapse` on an external PostgreSQL, with a generated Redis Secret.
+fn worker_children(synapse: &Synapse) -> Children {
+    let subject = Subject::of(synapse, "synapse", "synapse-operator").unwrap();
+    let config = resolve(&synapse.spec.homeserver, None, None).unwrap();
+    let secrets = BTreeMap::from([("signing.key".to_owned(), b"ed25519 a_x y".to_vec())]);
+    let redis = crate::workers::complete_redis_secret(&BTreeMap::new()).unwrap();
+    children(
+        synapse,
+        &subject,
+        &config,
+        &Readiness::Sqlite,
+        &Decision::default(),
+        &secrets,
+        Some(&redis),
+    )
+}
+
+fn command(deployment: &Deployment) -> Vec<String> {
+    let pod = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .unwrap();
+    pod.containers[0].command.clone().unwrap()
+}
+
+#[test]
+fn workers_run_the_shared_files_and_their_own_behind_the_router() {
+    let built = worker_children(&with_workers(serde_json::json!({
+        "generic": {"replicas": 1}, "mediaRepository": {"replicas": 1},
+    })));
+    let workers = built.workers.as_ref().expect("worker objects");
+    let (_, generic, service) = &workers.workers[0];
+    assert_eq!(generic.metadata.name.as_deref(), Some("hs-generic-0"));
+    assert_eq!(
+        command(generic)[2..],
+        [
+            "synapse.app.generic_worker",
+            "--config-path",
+            "/config/homeserver.yaml",
+            "--config-path",
+            "/config/operator-overlay.yaml",
+            "--config-path",
+            "/workers/generic-0.yaml",
+        ]
+    );
+    assert!(service.is_some(), "the router's backend");
+    let files = workers.files.data.as_ref().unwrap();
+    assert!(files.contains_key("generic-0.yaml") && files.contains_key("nginx.conf"));
+    // The Service NAME is the router's; Redis is the operator's.
+    let selector = built
+        .service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .unwrap();
+    assert_eq!(selector["app.kubernetes.io/component"], "router");
+    assert!(workers.redis.is_some());
+    let overlay = String::from_utf8(
+        built.config_secret.data.as_ref().unwrap()["operator-overlay.yaml"]
+            .0
+            .clone(),
+    )
+    .unwrap();
+    assert!(overlay.contains("\"host\": \"hs-redis\"") && overlay.contains("\"replication\""));
+}
+
+#[test]
+fn a_generic_worker_more_changes_neither_the_main_pod_nor_the_others() {
+    let one = worker_children(&with_workers(
+        serde_json::json!({"generic": {"replicas": 1}}),
+    ));
+    let two = worker_children(&with_workers(
+        serde_json::json!({"generic": {"replicas": 2}}),
+    ));
+    assert_eq!(one.deployment, two.deployment, "the main process");
+    let (a, b) = (one.workers.unwrap(), two.workers.unwrap());
+    assert_eq!(a.workers[0].1, b.workers[0].1, "generic-0");
+    assert_eq!(b.workers.len(), 2);
+    assert_ne!(a.router, b.router, "the router gets the new backend");
+}
+
+#[test]
+fn an_external_redis_is_used_and_none_is_run() {
+    let built = worker_children(&with_workers(serde_json::json!({
+        "generic": {"replicas": 1},
+        "redis": {"external": {"host": "redis.infra.svc", "passwordSecret": {"name": "redis", "key": "pw"}}},
+    })));
+    let workers = built.workers.as_ref().unwrap();
+    assert!(workers.redis.is_none(), "the operator runs no Redis");
+    let overlay = String::from_utf8(
+        built.config_secret.data.as_ref().unwrap()["operator-overlay.yaml"]
+            .0
+            .clone(),
+    )
+    .unwrap();
+    assert!(
+        overlay.contains("\"host\": \"redis.infra.svc\""),
+        "{overlay}"
+    );
+    let pod = built
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .unwrap();
+    let redis = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "redis")
+        .unwrap();
+    let secret = redis.secret.as_ref().unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("redis"));
+    assert_eq!(secret.items.as_ref().unwrap()[0].key, "pw");
+    assert!(workers.workers[0].1.spec.is_some());
+}

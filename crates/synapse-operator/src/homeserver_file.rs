@@ -33,6 +33,8 @@ pub struct HomeserverFacts {
     pub metrics: MetricsSettings,
     /// Every TCP port a listener of the file takes.
     pub listener_ports: Vec<u16>,
+    /// The file's top-level keys.
+    pub keys: std::collections::BTreeSet<String>,
     /// The file's listeners as JSON, for an overlay that adds one (Synapse replaces a top-level
     /// key of an earlier file, lists included); `None` when they hold what JSON cannot.
     pub listeners: Option<Vec<serde_json::Value>>,
@@ -172,6 +174,16 @@ pub fn read_homeserver_file(text: &str) -> Result<HomeserverFacts, HomeserverFil
             enable_metrics: doc.get("enable_metrics").map(Value::is_truthy),
         },
         listener_ports: listeners.ports,
+        keys: match &doc {
+            Value::Map(entries) => entries
+                .iter()
+                .filter_map(|(k, _)| match k {
+                    Value::Str(key) => Some(key.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Default::default(),
+        },
         listeners: doc
             .get("listeners")
             .and_then(Value::to_json)

@@ -13,6 +13,7 @@ use crate::metrics::{MetricsProblem, ServedMetrics, served};
 use crate::public::{ExposeProblem, Public, public};
 use crate::render::{Values, render_values_homeserver};
 use crate::workers::{has_workers, operator_key_set};
+use synapse_types::workers::OPERATOR_WORKER_KEYS;
 
 /// Key of the input ConfigMap that holds the user's configuration.
 pub const HOMESERVER_KEY: &str = "homeserver.yaml";
@@ -59,6 +60,10 @@ pub enum ConfigProblem {
         "spec.workers.{role}.homeserver sets {key}, which the operator writes for workers: remove it"
     )]
     WorkerSettingsConflict { role: &'static str, key: String },
+    #[error(
+        "homeserver.yaml sets {key}, which the operator writes for spec.workers: remove it from your file (the operator's value: see the reference, Workers), or remove spec.workers"
+    )]
+    WorkersConflict { key: String },
     #[error(transparent)]
     ReferenceNotGranted(#[from] NotGranted),
     #[error(
@@ -93,7 +98,7 @@ pub enum ConfigProblem {
 
 impl ConfigProblem {
     /// Every reason [`ConfigProblem::reason`] gives.
-    pub const REASONS: [&'static str; 17] = [
+    pub const REASONS: [&'static str; 18] = [
         "ExposedServerNameHasPort",
         "ExposureConflict",
         "MetricsPortConflict",
@@ -101,6 +106,7 @@ impl ConfigProblem {
         "WorkersNeedPostgreSQL",
         "WorkersListenersNotCopyable",
         "WorkerSettingsConflict",
+        "WorkersConflict",
         REFERENCE_NOT_GRANTED,
         "ConfigMapNotFound",
         "HomeserverYamlMissing",
@@ -122,6 +128,7 @@ impl ConfigProblem {
             ConfigProblem::WorkersNeedPostgreSQL => "WorkersNeedPostgreSQL",
             ConfigProblem::WorkersListenersNotCopyable => "WorkersListenersNotCopyable",
             ConfigProblem::WorkerSettingsConflict { .. } => "WorkerSettingsConflict",
+            ConfigProblem::WorkersConflict { .. } => "WorkersConflict",
             ConfigProblem::ConfigMapNotFound { .. } => "ConfigMapNotFound",
             ConfigProblem::MissingHomeserverKey { .. } => "HomeserverYamlMissing",
             ConfigProblem::InvalidHomeserverFile { error, .. } => match error {
@@ -170,6 +177,16 @@ pub fn config(
         }
         if let Some((role, key)) = operator_key_set(synapse) {
             return Err(ConfigProblem::WorkerSettingsConflict { role, key });
+        }
+        // The user's file keeps its keys: one the overlay would replace is a conflict.
+        if let Some(key) = OPERATOR_WORKER_KEYS
+            .iter()
+            .filter(|k| !["listeners", "database"].contains(k))
+            .find(|k| facts.keys.contains(**k))
+        {
+            return Err(ConfigProblem::WorkersConflict {
+                key: (*key).to_owned(),
+            });
         }
     }
     Ok(config)
@@ -397,5 +414,49 @@ mod tests {
         // Values mode: the operator wrote the base file, its SQLite section is replaced.
         let resolved = resolve(&values_spec(), None, None).unwrap();
         assert!(check_database(resolved, None, field).is_ok());
+    }
+
+    #[test]
+    fn workers_need_postgresql_and_leave_the_users_keys_alone() {
+        use crate::fetch::Inputs;
+        use synapse_types::{Synapse, SynapseSpec};
+
+        let synapse = |homeserver: Homeserver, workers: serde_json::Value| {
+            let mut spec: SynapseSpec = serde_json::from_value(serde_json::json!({
+                "homeserver": {}, "workers": workers,
+            }))
+            .unwrap();
+            spec.homeserver = homeserver;
+            Synapse::new("hs", spec)
+        };
+        let generic = serde_json::json!({"generic": {"replicas": 1}});
+        let values = Inputs::default();
+        let on_sqlite = config(&synapse(values_spec(), generic.clone()), &values, None);
+        assert_eq!(on_sqlite.unwrap_err().reason(), "WorkersNeedPostgreSQL");
+        let pg = Some("spec.createNewPostgreSQL");
+        assert!(config(&synapse(values_spec(), generic.clone()), &values, pg).is_ok());
+        let none = serde_json::json!({"generic": {"replicas": 0}});
+        assert!(
+            config(&synapse(values_spec(), none), &values, None).is_ok(),
+            "no worker: SQLite is fine"
+        );
+
+        let own = config_map(&format!("{USER_FILE}redis:\n  enabled: true\n"));
+        let inputs = Inputs {
+            config_map: input(Some(&own)),
+            ..Inputs::default()
+        };
+        let conflict = config(&synapse(cm_spec(), generic.clone()), &inputs, pg).unwrap_err();
+        assert_eq!(conflict.reason(), "WorkersConflict");
+        assert!(conflict.to_string().contains("sets redis"), "{conflict}");
+
+        let settings = serde_json::json!({"pusher": {"homeserver": {"instance_map": {}}}});
+        let refused = config(&synapse(values_spec(), settings), &values, pg).unwrap_err();
+        assert_eq!(refused.reason(), "WorkerSettingsConflict");
+        assert!(
+            refused
+                .to_string()
+                .contains("spec.workers.pusher.homeserver sets instance_map")
+        );
     }
 }

@@ -56,9 +56,9 @@ pub struct SynapseWorkload {
     pub worker: Option<WorkerFile>,
     /// Whether the process mounts the data volume (the main process and media repositories).
     pub data: bool,
-    /// The Secret whose key `password` is Redis's password, mounted for the processes of a
-    /// Synapse with workers.
-    pub redis_password: Option<String>,
+    /// The Secret and key of Redis's password, mounted for the processes of a Synapse with
+    /// workers.
+    pub redis_password: Option<(String, String)>,
 }
 
 /// A worker's own configuration file: the key `key` of the Secret `secret`.
@@ -118,9 +118,9 @@ pub fn synapse_deployment(
         volumes.push(secret_volume("worker", &file.secret, Some(items)));
         mounts.push(mount("worker", WORKERS_DIR, true));
     }
-    if let Some(secret) = &workload.redis_password {
+    if let Some((secret, key)) = &workload.redis_password {
         let items = vec![KeyToPath {
-            key: "password".into(),
+            key: key.clone(),
             path: "password".into(),
             mode: None,
         }];

@@ -69,6 +69,10 @@ pub struct Workers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<WorkerRole>,
 
+    /// The Redis the processes replicate through. Default: the operator runs one (`NAME-redis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<Redis>,
+
     /// The router (nginx) in front of the processes, which the Service `NAME` points at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router: Option<Router>,
@@ -123,6 +127,51 @@ fn settings_map(schema: &mut schemars::Schema) {
 
 fn one() -> i32 {
     1
+}
+
+/// The Redis of a Synapse with workers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Redis {
+    /// Your own Redis instead of the operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRedis>,
+}
+
+/// A Redis of yours. The operator reads nothing of it: the processes connect to `host` and
+/// read the password from the Secret their pods mount.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalRedis {
+    /// Its host name or address, e.g. `redis.infra.svc`.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+
+    /// Its port.
+    #[serde(default = "redis_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+
+    /// The key of a Secret in the Synapse's namespace that holds its password. Without it the
+    /// processes connect without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretKey>,
+}
+
+fn redis_port() -> u16 {
+    6379
+}
+
+/// One key of a Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKey {
+    /// The Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// The router in front of Synapse's processes.

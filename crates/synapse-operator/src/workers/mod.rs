@@ -51,14 +51,17 @@ pub fn has_workers(synapse: &Synapse) -> bool {
 }
 
 /// The operator's Redis Secret of a Synapse with workers: a generated password, kept, and the
-/// ACL file Redis reads it from. `None` without workers.
+/// ACL file Redis reads it from. `None` without workers or with an external Redis.
 pub async fn redis_secret(
     applier: &Applier,
     synapse: &Synapse,
     subject: &Subject,
     existing: Option<&Secret>,
 ) -> Result<Option<BTreeMap<String, Vec<u8>>>, Error> {
-    if !has_workers(synapse) {
+    let external = (synapse.spec.workers.as_ref())
+        .and_then(|w| w.redis.as_ref())
+        .is_some_and(|r| r.external.is_some());
+    if !has_workers(synapse) || external {
         return Ok(None);
     }
     let meta = subject.meta(build::redis(&subject.name), REDIS, Lifetime::Owned);
