@@ -412,6 +412,7 @@ struct Scenario {
     namespace: String,
     releases: Vec<Release>,
     containers: Vec<Container>,
+    example: Option<PathBuf>,
     dir: PathBuf,
 }
 
@@ -432,6 +433,7 @@ impl Scenario {
             namespace,
             releases: Vec::new(),
             containers: Vec::new(),
+            example: None,
             dir,
         };
         for operator in operators {
@@ -466,19 +468,17 @@ impl Scenario {
     }
 
     /// `kubectl apply` of an example into the namespace, as the README shows it.
-    async fn apply_example(&self, file: &str) {
+    async fn apply_example(&mut self, file: &str) {
         let path = repo_root().join("examples").join(file);
-        e2e::run(
-            "kubectl",
-            &[
-                "--namespace",
-                &self.namespace,
-                "apply",
-                "--filename",
-                &path.display().to_string(),
-            ],
-        )
-        .await;
+        self.kubectl_example("apply", &path, &[]).await;
+        self.example = Some(path);
+    }
+
+    async fn kubectl_example(&self, verb: &str, path: &Path, extra: &[&str]) {
+        let path = path.display().to_string();
+        let mut args = vec!["--namespace", &self.namespace, verb, "--filename", &path];
+        args.extend(extra);
+        e2e::run("kubectl", &args).await;
     }
 
     async fn lease_holder(&self, operator: &str) -> Option<String> {
@@ -492,8 +492,9 @@ impl Scenario {
     }
 
     /// Checks each operator's endpoints and that it holds its Lease as PID 1 of its container;
-    /// then stops each with SIGTERM, the last started first, and checks its exit and that it
-    /// released its Lease; then removes the releases and the namespace.
+    /// deletes the example while the operators run (a bridge's finalizer is its operator's to
+    /// remove); then stops each operator with SIGTERM, the last started first, and checks its
+    /// exit and that it released its Lease; then removes the releases and the namespace.
     async fn finish(mut self) {
         for container in &self.containers {
             container.check_endpoints();
@@ -506,6 +507,10 @@ impl Scenario {
                 container.operator,
                 container.name
             );
+        }
+        if let Some(example) = self.example.take() {
+            self.kubectl_example("delete", &example, &["--wait", "--timeout=60s"])
+                .await;
         }
         while let Some(container) = self.containers.pop() {
             let (code, elapsed) = container.terminate().await;
@@ -539,8 +544,25 @@ impl Scenario {
 
 impl Drop for Scenario {
     fn drop(&mut self) {
-        // The containers first: they must not act on what is being deleted.
+        // The containers first: they must not act on what is being deleted. Without its
+        // operator, a bridge's finalizer would keep the namespace terminating for ever.
         self.containers.clear();
+        if self.ns.is_some() {
+            let kubectl = |args: &[&str]| {
+                Command::new("kubectl")
+                    .arg("--namespace")
+                    .arg(&self.namespace)
+                    .args(args)
+                    .output()
+            };
+            let bridges = "heisenbridges.synapse.opdev.io,mautrixsignals.synapse.opdev.io";
+            if let Ok(output) = kubectl(&["get", bridges, "--output", "name"]) {
+                for bridge in String::from_utf8_lossy(&output.stdout).lines() {
+                    let unfinalized = r#"{"metadata":{"finalizers":null}}"#;
+                    let _ = kubectl(&["patch", bridge, "--type=merge", "--patch", unfinalized]);
+                }
+            }
+        }
         for release in &self.releases {
             let _ = Command::new("helm")
                 .args([
@@ -562,7 +584,7 @@ impl Drop for Scenario {
 
 #[tokio::test]
 async fn synapse_operator_from_its_image_runs_a_synapse() {
-    let scenario = Scenario::start("img-syn", &["synapse-operator"]).await;
+    let mut scenario = Scenario::start("img-syn", &["synapse-operator"]).await;
     scenario.apply_example("synapse-values.yaml").await;
     wait_running(&synapses(&scenario.client, &scenario.namespace), "example").await;
     scenario
@@ -584,7 +606,8 @@ async fn wait_bridge(scenario: &Scenario, kind: &str, name: &str) {
 
 #[tokio::test]
 async fn heisenbridge_operator_from_its_image_registers_a_bridge() {
-    let scenario = Scenario::start("img-irc", &["synapse-operator", "heisenbridge-operator"]).await;
+    let mut scenario =
+        Scenario::start("img-irc", &["synapse-operator", "heisenbridge-operator"]).await;
     scenario.apply_example("heisenbridge.yaml").await;
     wait_running(&synapses(&scenario.client, &scenario.namespace), "example").await;
     wait_bridge(&scenario, "Heisenbridge", "irc").await;
@@ -597,7 +620,7 @@ async fn heisenbridge_operator_from_its_image_registers_a_bridge() {
 
 #[tokio::test]
 async fn signal_operator_from_its_image_registers_a_bridge() {
-    let scenario = Scenario::start("img-sig", &["synapse-operator", "signal-operator"]).await;
+    let mut scenario = Scenario::start("img-sig", &["synapse-operator", "signal-operator"]).await;
     scenario.apply_example("mautrix-signal.yaml").await;
     wait_running(&synapses(&scenario.client, &scenario.namespace), "matrix").await;
     wait_bridge(&scenario, "MautrixSignal", "signal").await;
