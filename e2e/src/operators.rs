@@ -57,14 +57,10 @@ pub async fn install_crds(client: &Client) -> Vec<String> {
     names
 }
 
-/// Builds the binary `name` of the workspace package of the same name (a no-op when it is up to
-/// date) and returns its path.
-pub fn operator_binary(name: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = Command::new(cargo);
-    // A test process inherits the variables cargo sets for the package under test. Build scripts
-    // that read them (ring's does) would see them "changed", rebuild, and make this and the next
-    // ordinary build recompile half the workspace.
+/// Removes from `command`'s environment the variables cargo sets for the package under test,
+/// which a test process inherits. Build scripts that read them (ring's does) would see them
+/// "changed", rebuild, and make this and the next ordinary build recompile half the workspace.
+pub fn without_cargo_test_env(command: &mut Command) -> &mut Command {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         let set_by_cargo = [
@@ -87,6 +83,15 @@ pub fn operator_binary(name: &str) -> PathBuf {
             command.env_remove(name.as_ref());
         }
     }
+    command
+}
+
+/// Builds the binary `name` of the workspace package of the same name (a no-op when it is up to
+/// date) and returns its path.
+pub fn operator_binary(name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    without_cargo_test_env(&mut command);
     let output = command
         .current_dir(repo_root())
         .args([
