@@ -92,8 +92,8 @@ impl UnderChart {
             !log.to_lowercase().contains("forbidden"),
             "{name}: a request was forbidden:\n{log}"
         );
-        let errors = format!("{}_reconciliation_errors_total", name.replace('-', "_"));
-        assert_eq!(self.operator.metric(&errors), Some(0.0), "{name}:\n{log}");
+        let errors = "matrix_operator_reconciliation_errors_total";
+        assert_eq!(self.operator.metric(errors), Some(0.0), "{name}:\n{log}");
         let used = requested(&log);
         let beyond: Vec<_> = used.difference(&self.granted).collect();
         assert!(
@@ -453,15 +453,18 @@ async fn heisenbridge_operator_needs_exactly_its_chart_rules() {
             .is_some_and(|a| a.len() == 2)
     })
     .await;
-    // Deletion: the announcement withdrawn, the finalizer released.
-    bridges
-        .delete("irc", &DeleteParams::default())
-        .await
-        .expect("delete Heisenbridge irc");
-    wait_for(TIMEOUT, "Heisenbridge irc gone", || async {
-        bridges.get_opt("irc").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    // Deletion: the announcement withdrawn, the finalizer released (both bridges, so that the
+    // namespace can go too).
+    for name in ["irc", "irc-cm"] {
+        bridges
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap_or_else(|e| panic!("delete Heisenbridge {name}: {e}"));
+        wait_for(TIMEOUT, &format!("Heisenbridge {name} gone"), || async {
+            bridges.get_opt(name).await.ok()?.is_none().then_some(())
+        })
+        .await;
+    }
 
     bridge_side.finish(true).await;
     // Here only the partner of the handshake: its own test uses every rule.

@@ -549,6 +549,18 @@ async fn a_real_prometheus_scrapes_synapse_and_the_operators_and_every_query_wor
     for operator in &mut operators {
         operator.assert_running();
     }
+    // The bridges go while their operators run: their finalizers need them.
+    for (kind, name) in [("Heisenbridge", "irc"), ("MautrixSignal", "signal")] {
+        let bridges = namespaced(&client, &namespace, kind);
+        bridges
+            .delete(name, &kube::api::DeleteParams::default())
+            .await
+            .unwrap_or_else(|e| panic!("delete {kind} {name}: {e}"));
+        wait_for(TIMEOUT, &format!("{kind} {name} to be gone"), || async {
+            bridges.get_opt(name).await.ok()?.is_none().then_some(())
+        })
+        .await;
+    }
     ns.delete().await;
     drop(operators);
 }
