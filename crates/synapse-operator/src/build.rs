@@ -119,11 +119,7 @@ pub fn children(
         .map(|(k, v)| (k.clone(), ByteString(v.clone())))
         .collect();
     let workload = SynapseWorkload {
-        image: synapse
-            .spec
-            .image
-            .clone()
-            .unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
+        image: crate::resolve::image(synapse),
         client_port: config.facts.client_port,
         config_secret: names::config_secret(name),
         homeserver_secret: names::homeserver_secret(name),
@@ -161,7 +157,9 @@ pub fn children(
     };
     let workload_meta = || subject.meta(names::workload(name), HOMESERVER, Lifetime::Owned);
     let selector = subject.selector(HOMESERVER);
-    let deployment = synapse_deployment(workload_meta(), selector.clone(), &workload);
+    let mut deployment = synapse_deployment(workload_meta(), selector.clone(), &workload);
+    let suspend = synapse.spec.suspend;
+    suspended(&mut deployment, suspend);
     if instances.is_empty() {
         return Children {
             deployment,
@@ -215,12 +213,27 @@ pub fn children(
         subject.selector(workers::build::ROUTER),
         &[("http", config.facts.client_port)],
     );
+    let mut worker_children = worker_children;
+    for (_, deployment, _) in &mut worker_children.workers {
+        suspended(deployment, suspend);
+    }
+    suspended(&mut worker_children.router, suspend);
+    if let Some((redis, _)) = &mut worker_children.redis {
+        suspended(redis, suspend);
+    }
     Children {
         deployment,
         service,
         config_secret,
         claim,
         workers: Some(worker_children),
+    }
+}
+
+/// With `spec.suspend`, no pod: every other object stays as it is.
+fn suspended(deployment: &mut Deployment, suspend: bool) {
+    if let (true, Some(spec)) = (suspend, deployment.spec.as_mut()) {
+        spec.replicas = Some(0);
     }
 }
 

@@ -234,3 +234,24 @@ fn an_external_redis_is_used_and_none_is_run() {
     assert_eq!(secret.items.as_ref().unwrap()[0].key, "pw");
     assert!(workers.workers[0].1.spec.is_some());
 }
+
+#[test]
+fn a_suspended_synapse_keeps_its_objects_without_pods() {
+    let mut synapse = with_workers(serde_json::json!({"generic": {"replicas": 1}}));
+    synapse.spec.suspend = true;
+    let built = worker_children(&synapse);
+    let replicas = |d: &Deployment| d.spec.as_ref().and_then(|s| s.replicas);
+    assert_eq!(replicas(&built.deployment), Some(0));
+    let workers = built.workers.unwrap();
+    assert_eq!(replicas(&workers.workers[0].1), Some(0));
+    assert_eq!(replicas(&workers.router), Some(0));
+    assert_eq!(replicas(&workers.redis.unwrap().0), Some(0));
+    synapse.spec.suspend = false;
+    let resumed = worker_children(&synapse);
+    assert_eq!(replicas(&resumed.deployment), Some(1));
+    assert_eq!(
+        resumed.deployment.spec.unwrap().template,
+        built.deployment.spec.unwrap().template,
+        "the same pod comes back"
+    );
+}

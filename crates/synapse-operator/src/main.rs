@@ -30,6 +30,7 @@ mod reconcile;
 mod render;
 mod resolve;
 mod status;
+mod version;
 mod workers;
 mod workload;
 

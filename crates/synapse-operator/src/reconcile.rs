@@ -16,6 +16,7 @@ use crate::context::Context;
 use crate::homeserver_secret::complete_homeserver_secrets;
 use crate::names::{APP_NAME, client_url, metrics_url};
 use crate::status::{Outcome, converged};
+use crate::version::Version;
 use crate::{build, database, expose, fetch, monitoring, resolve, workers};
 
 /// Reconciles one Synapse: fetch → validate → database → build → apply → workers → expose →
@@ -104,6 +105,8 @@ async fn converge(
             .map(|m| metrics_url(&subject.name, &subject.namespace, m.port)),
         rollout,
         workers: workers_state.as_ref(),
+        version: Version::of_image(&resolve::image(synapse)).map(|v| v.to_string()),
+        suspended: synapse.spec.suspend,
         app_services: &app_services,
     };
     Ok(converged(synapse, &deployed, now()))

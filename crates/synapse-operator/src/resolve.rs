@@ -12,6 +12,7 @@ use crate::homeserver_file::{HomeserverFacts, HomeserverFileError, read_homeserv
 use crate::metrics::{MetricsProblem, ServedMetrics, served};
 use crate::public::{ExposeProblem, Public, public};
 use crate::render::{Values, render_values_homeserver};
+use crate::version::{self, Downgrade};
 use crate::workers::{has_workers, operator_key_set};
 use synapse_types::workers::OPERATOR_WORKER_KEYS;
 
@@ -48,6 +49,8 @@ pub enum ConfigProblem {
     Expose(#[from] ExposeProblem),
     #[error(transparent)]
     Metrics(#[from] MetricsProblem),
+    #[error(transparent)]
+    Downgrade(#[from] Downgrade),
     #[error(
         "spec.workers needs PostgreSQL: Synapse's workers share one database, which SQLite cannot be; set createNewPostgreSQL or externalPostgreSQL (on a new Synapse: the database cannot be switched later), or remove spec.workers"
     )]
@@ -98,7 +101,7 @@ pub enum ConfigProblem {
 
 impl ConfigProblem {
     /// Every reason [`ConfigProblem::reason`] gives.
-    pub const REASONS: [&'static str; 18] = [
+    pub const REASONS: [&'static str; 19] = [
         "ExposedServerNameHasPort",
         "ExposureConflict",
         "MetricsPortConflict",
@@ -107,6 +110,7 @@ impl ConfigProblem {
         "WorkersListenersNotCopyable",
         "WorkerSettingsConflict",
         "WorkersConflict",
+        "DowngradeRefused",
         REFERENCE_NOT_GRANTED,
         "ConfigMapNotFound",
         "HomeserverYamlMissing",
@@ -125,6 +129,7 @@ impl ConfigProblem {
             ConfigProblem::ReferenceNotGranted(_) => REFERENCE_NOT_GRANTED,
             ConfigProblem::Expose(problem) => problem.reason(),
             ConfigProblem::Metrics(problem) => problem.reason(),
+            ConfigProblem::Downgrade(_) => "DowngradeRefused",
             ConfigProblem::WorkersNeedPostgreSQL => "WorkersNeedPostgreSQL",
             ConfigProblem::WorkersListenersNotCopyable => "WorkersListenersNotCopyable",
             ConfigProblem::WorkerSettingsConflict { .. } => "WorkerSettingsConflict",
@@ -143,6 +148,15 @@ impl ConfigProblem {
             ConfigProblem::DatabaseConflict { .. } => "DatabaseConflict",
         }
     }
+}
+
+/// The image Synapse runs: `spec.image`, or the release this operator is tested with.
+pub fn image(synapse: &Synapse) -> String {
+    synapse
+        .spec
+        .image
+        .clone()
+        .unwrap_or_else(|| crate::build::DEFAULT_IMAGE.to_owned())
 }
 
 /// The validate step: the configuration `synapse` runs with, from its spec and inputs, or the
@@ -168,6 +182,11 @@ pub fn config(
         &facts.public,
     )?;
     config.metrics = served(&synapse.spec.metrics, facts)?;
+    let last_ran = synapse
+        .status
+        .as_ref()
+        .and_then(|s| s.synapse_version.as_deref());
+    version::check(&image(synapse), last_ran, synapse.spec.allow_downgrade)?;
     if has_workers(synapse) {
         if operator_database.is_none() && facts.sqlite {
             return Err(ConfigProblem::WorkersNeedPostgreSQL);

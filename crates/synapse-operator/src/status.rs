@@ -133,6 +133,10 @@ pub enum Outcome<'a> {
         rollout: Rollout,
         /// With workers: how they stand.
         workers: Option<&'a WorkersState>,
+        /// The Synapse version of the image applied, if its tag names one.
+        version: Option<String>,
+        /// `spec.suspend`: the workloads are scaled to zero.
+        suspended: bool,
         app_services: &'a Decision,
     },
 }
@@ -204,8 +208,14 @@ pub fn next_status(
             metrics_url,
             rollout,
             workers,
+            version,
+            suspended,
             app_services,
         } => {
+            if *rollout == Rollout::Ready && version.is_some() && !*suspended {
+                // It runs now: no older image may replace it.
+                status.synapse_version = version.clone();
+            }
             publish_exposure(&mut status, exposure, generation, now.clone());
             publish_monitoring(&mut status, *monitoring, generation, now.clone());
             status.metrics_url = metrics_url.clone();
@@ -216,6 +226,17 @@ pub fn next_status(
             status.bridges = app_services.bridges();
             let waiting = workers.and_then(|w| w.waiting.as_deref());
             let verdict = match (rollout, waiting) {
+                _ if *suspended => {
+                    let message = "spec.suspend: every workload of this Synapse is scaled to \
+                                   zero; its data volume, database and secrets are kept"
+                        .to_owned();
+                    (
+                        (ConditionStatus::False, "Suspended", message.clone()),
+                        (ConditionStatus::False, "Suspended", message.clone()),
+                        None,
+                        Some(message),
+                    )
+                }
                 (Rollout::Ready, Some(waiting)) => {
                     let message =
                         format!("the main process is ready, the workers are not: {waiting}");

@@ -33,6 +33,8 @@ fn running_status_and_steady_state_equality() {
         database: &Readiness::Sqlite,
         rollout: Rollout::Ready,
         workers: None,
+        version: None,
+        suspended: false,
         app_services: &Decision::default(),
     };
     let first = next_status(None, Some(1), &outcome, at(10));
@@ -63,6 +65,8 @@ fn a_problem_fails_and_keeps_the_running_configuration() {
             database: &Readiness::Sqlite,
             rollout: Rollout::Ready,
             workers: None,
+            version: None,
+            suspended: false,
             app_services: &Decision::default(),
         },
         at(10),
@@ -158,6 +162,8 @@ fn a_ready_database_is_published_without_its_password_and_kept_when_it_falters()
             metrics_url: None,
             rollout: Rollout::Ready,
             workers: None,
+            version: None,
+            suspended: false,
             app_services: &Decision::default(),
         },
         at(10),

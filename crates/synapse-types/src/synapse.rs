@@ -178,6 +178,19 @@ pub struct SynapseSpec {
     #[schemars(length(min = 1))]
     pub image: Option<String>,
 
+    /// Let an image whose Synapse version (from its tag) is older than the one that last ran
+    /// replace it. Synapse cannot read a database schema newer than its own: set this only
+    /// after restoring a backup made by that older version. Without it such an image is refused
+    /// (`DowngradeRefused`) and the running Synapse is kept.
+    #[serde(default)]
+    pub allow_downgrade: bool,
+
+    /// Scale every workload of this Synapse (its workers, router and Redis too) to zero while
+    /// keeping every object, the data volume, the database and the secrets; `false` brings it
+    /// back with the same data.
+    #[serde(default)]
+    pub suspend: bool,
+
     /// The data volume holding the SQLite database and the media store. Applied when the volume
     /// is created; later changes are not applied to an existing volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,6 +366,11 @@ pub struct SynapseStatus {
     /// `/.well-known/matrix/server` delegates to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation_endpoint: Option<String>,
+
+    /// The Synapse version that last ran, from its image's tag (e.g. `1.163.2`): an older image
+    /// is refused unless `spec.allowDowngrade`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapse_version: Option<String>,
 
     /// With `spec.metrics.enabled`: where Prometheus scrapes Synapse's metrics inside the
     /// cluster (e.g. http://NAME.NAMESPACE.svc:9000/_synapse/metrics).

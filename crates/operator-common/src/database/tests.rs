@@ -264,6 +264,8 @@ fn a_secret_triggers_the_objects_whose_database_it_is() {
                     secret_name: s.into(),
                 }),
                 is_openshift: false,
+                allow_downgrade: false,
+                suspend: false,
                 image: None,
                 storage: None,
                 resources: None,
