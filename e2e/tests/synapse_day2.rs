@@ -185,3 +185,81 @@ async fn suspend_scales_to_zero_and_resume_keeps_the_data() {
     drop(synapse);
     plane.finish().await;
 }
+
+/// Synapse's own keys: `/_matrix/key/v2/server`.
+async fn server_keys(synapse: &e2e::pod_harness::PodProcess) -> Value {
+    synapse
+        .http_get(8008, "/_matrix/key/v2/server")
+        .await
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_is_served_and_the_old_one_listed_as_expired() {
+    let plane = Plane::start("syn-rotate", "info").await;
+    let (client, ns) = (plane.client.clone(), plane.ns.name.clone());
+    let api = plane.synapses();
+    create_synapse(
+        &api,
+        "hs",
+        json!({"homeserver": {"values": {"serverName": "rotate.example", "reportStats": false}}}),
+    )
+    .await;
+    let running = wait_synapse(&api, "hs", "running with its key id", |s| {
+        is_running(s) && s["status"]["signingKeyId"].is_string()
+    })
+    .await;
+    let old_id = running["status"]["signingKeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut scenario = Scenario::new("synapse-rotate").unwrap_or_else(|e| panic!("{e}"));
+    scenario.add_service(&ns, "hs");
+    let mut synapse = boot_synapse(&scenario, &client, &ns, "hs", 8008).await;
+    let keys = server_keys(&synapse).await;
+    assert!(keys["verify_keys"][&old_id].is_object(), "{keys}");
+    let before: Deployment = get(&client, &ns, "hs").await;
+
+    patch_spec(&api, "hs", json!({"signingKeyRotation": "2026-12-06"})).await;
+    let rotated = wait_synapse(&api, "hs", "a new key id, rolled out", |s| {
+        is_running(s)
+            && s["status"]["signingKeyId"]
+                .as_str()
+                .is_some_and(|id| id != old_id)
+    })
+    .await;
+    let new_id = rotated["status"]["signingKeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let after: Deployment = get(&client, &ns, "hs").await;
+    assert_ne!(
+        template_hash(&after),
+        template_hash(&before),
+        "the pod rolls"
+    );
+    let secret: Secret = get(&client, &ns, "hs-secrets").await;
+    let data = secret_text(&secret);
+    assert!(
+        data["old_signing_keys"].contains(&old_id),
+        "both keys kept in the Secret"
+    );
+    synapse.stop().unwrap_or_else(|e| panic!("{e}"));
+    let synapse = boot_synapse(&scenario, &client, &ns, "hs", 8008).await;
+    let keys = server_keys(&synapse).await;
+    assert!(keys["verify_keys"][&new_id].is_object(), "{keys}");
+    assert!(keys["verify_keys"][&old_id].is_null(), "{keys}");
+    let old = &keys["old_verify_keys"][&old_id];
+    assert!(
+        old["key"].is_string() && old["expired_ts"].as_i64().is_some_and(|t| t > 0),
+        "{keys}"
+    );
+
+    // Steady: the same value rotates nothing more.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let still = get_synapse(&api, "hs").await;
+    assert_eq!(still["status"]["signingKeyId"], json!(new_id));
+    drop(synapse);
+    plane.finish().await;
+}

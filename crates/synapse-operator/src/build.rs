@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use synapse_types::Synapse;
 
 use crate::appservice::Decision;
+use crate::homeserver_secret::OLD_SIGNING_KEYS;
 use crate::names;
 use crate::public::Public;
 use crate::render::{
@@ -105,7 +106,13 @@ pub fn children(
         .collect();
     let config_secret = Secret {
         metadata: subject.meta(names::config_secret(name), "config", Lifetime::Owned),
-        data: Some(config_files(config, database, &registrations, shared)),
+        data: Some(config_files(
+            config,
+            database,
+            &registrations,
+            shared,
+            secrets,
+        )),
         ..Secret::default()
     };
     let data = Lifetime::of_data(synapse.spec.deletion_policy);
@@ -243,6 +250,7 @@ fn config_files(
     database: &Readiness,
     registrations: &[RegistrationMount],
     workers: Option<serde_json::Map<String, serde_json::Value>>,
+    secrets: &BTreeMap<String, Vec<u8>>,
 ) -> BTreeMap<String, ByteString> {
     let database = match database.connection() {
         Some(c) => OverlayDatabase::Postgres {
@@ -269,6 +277,8 @@ fn config_files(
         listeners: overlay_listeners(config, workers.is_some()),
         enable_metrics: config.metrics.as_ref().is_some_and(|m| m.enable),
         workers: workers.unwrap_or_default(),
+        old_signing_keys: (secrets.get(OLD_SIGNING_KEYS))
+            .and_then(|o| serde_json::from_slice(o).ok()),
     });
     BTreeMap::from([
         (

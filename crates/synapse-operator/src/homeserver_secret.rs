@@ -49,9 +49,115 @@ pub fn complete_homeserver_secrets(
     Ok(data)
 }
 
+/// The key of the homeserver Secret recording the last `spec.signingKeyRotation` carried out.
+pub const ROTATION: &str = "signing_key_rotation";
+/// The key holding the retired keys, as Synapse's `old_signing_keys` (JSON).
+pub const OLD_SIGNING_KEYS: &str = "old_signing_keys";
+
+/// `ed25519:<id>` and the unpadded base64 verify (public) key of a signing key line.
+pub fn verify_key(line: &str) -> Option<(String, String)> {
+    let mut parts = line.split_whitespace();
+    let (algorithm, id, seed) = (parts.next()?, parts.next()?, parts.next()?);
+    let seed = STANDARD_NO_PAD.decode(seed).ok()?;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).ok()?;
+    let public = ring::signature::KeyPair::public_key(&pair);
+    Some((
+        format!("{algorithm}:{id}"),
+        STANDARD_NO_PAD.encode(public.as_ref()),
+    ))
+}
+
+/// `data` after `spec.signingKeyRotation` asked for `rotation`: once per new value, a new
+/// signing key, the old one's verify key moving to `old_signing_keys` as expired at `now_ms`.
+/// A key generated just now (`had_key` false: a new Synapse) is not rotated, only the value
+/// recorded.
+pub fn rotate(
+    mut data: BTreeMap<String, Vec<u8>>,
+    had_key: bool,
+    rotation: Option<&str>,
+    now_ms: i64,
+) -> Result<BTreeMap<String, Vec<u8>>, RandomError> {
+    let Some(rotation) = rotation else {
+        return Ok(data);
+    };
+    let recorded = data
+        .get(ROTATION)
+        .map(|r| String::from_utf8_lossy(r).into_owned());
+    if recorded.as_deref() == Some(rotation) {
+        return Ok(data);
+    }
+    if had_key {
+        let current = String::from_utf8_lossy(&data[SIGNING_KEY]).into_owned();
+        let mut old: serde_json::Map<String, serde_json::Value> = data
+            .get(OLD_SIGNING_KEYS)
+            .and_then(|o| serde_json::from_slice(o).ok())
+            .unwrap_or_default();
+        if let Some((id, key)) = verify_key(&current) {
+            old.insert(id, serde_json::json!({"key": key, "expired_ts": now_ms}));
+        }
+        data.insert(
+            OLD_SIGNING_KEYS.into(),
+            serde_json::to_vec(&old).expect("JSON"),
+        );
+        data.insert(SIGNING_KEY.into(), new_signing_key()?.into_bytes());
+    }
+    data.insert(ROTATION.into(), rotation.as_bytes().to_vec());
+    Ok(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_rotation_value_retires_the_key_once() {
+        let created = complete_homeserver_secrets(&BTreeMap::new()).unwrap();
+        let first = rotate(created.clone(), false, Some("one"), 1000).unwrap();
+        assert_eq!(
+            first[SIGNING_KEY], created[SIGNING_KEY],
+            "the value a Synapse starts with"
+        );
+        assert!(!first.contains_key(OLD_SIGNING_KEYS));
+        let second = rotate(first.clone(), true, Some("two"), 2000).unwrap();
+        assert_ne!(second[SIGNING_KEY], first[SIGNING_KEY]);
+        let old: serde_json::Value = serde_json::from_slice(&second[OLD_SIGNING_KEYS]).unwrap();
+        let (id, key) = verify_key(&String::from_utf8_lossy(&first[SIGNING_KEY])).unwrap();
+        assert_eq!(
+            old[&id],
+            serde_json::json!({"key": key, "expired_ts": 2000})
+        );
+        assert_eq!(
+            rotate(second.clone(), true, Some("two"), 3000).unwrap(),
+            second,
+            "once"
+        );
+        assert_eq!(
+            rotate(second.clone(), true, None, 3000).unwrap(),
+            second,
+            "never by itself"
+        );
+        // A Synapse created before the field was set rotates at its first value.
+        let third = rotate(created.clone(), true, Some("first"), 4000).unwrap();
+        assert_ne!(third[SIGNING_KEY], created[SIGNING_KEY]);
+    }
+
+    #[test]
+    fn verify_keys_are_ed25519_public_keys() {
+        // RFC 8032, test 1: the secret key 9d61…7f60 has the public key d75a…511a.
+        let seed = hex_bytes("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+        let line = signing_key_line("a_test", &seed.try_into().unwrap());
+        let (id, key) = verify_key(&line).unwrap();
+        assert_eq!(id, "ed25519:a_test");
+        let public = hex_bytes("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        assert_eq!(STANDARD_NO_PAD.decode(key).unwrap(), public);
+    }
+
+    fn hex_bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
 
     #[test]
     fn signing_key_known_answer() {

@@ -13,7 +13,7 @@ use synapse_types::{Synapse, SynapseStatus};
 
 use crate::appservice::decide;
 use crate::context::Context;
-use crate::homeserver_secret::complete_homeserver_secrets;
+use crate::homeserver_secret::{SIGNING_KEY, complete_homeserver_secrets, rotate, verify_key};
 use crate::names::{APP_NAME, client_url, metrics_url};
 use crate::status::{Outcome, converged};
 use crate::version::Version;
@@ -58,8 +58,16 @@ async fn converge(
     let applier = &ctx.pipeline.applier;
     let secret_meta = build::homeserver_secret_meta(synapse, subject);
     let existing = inputs.homeserver_secret.as_deref();
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let secrets = ensure_generated_secret(applier, subject, secret_meta, existing, |current| {
-        complete_homeserver_secrets(current)
+        let rotation = synapse.spec.signing_key_rotation.as_deref();
+        let had_key = current.get(SIGNING_KEY).is_some_and(|k| !k.is_empty());
+        rotate(
+            complete_homeserver_secrets(current)?,
+            had_key,
+            rotation,
+            now_ms,
+        )
     })
     .await?;
     let redis =
@@ -107,6 +115,9 @@ async fn converge(
         workers: workers_state.as_ref(),
         version: Version::of_image(&resolve::image(synapse)).map(|v| v.to_string()),
         suspended: synapse.spec.suspend,
+        signing_key_id: (secrets.get(SIGNING_KEY))
+            .and_then(|line| verify_key(&String::from_utf8_lossy(line)))
+            .map(|(id, _)| id),
         app_services: &app_services,
     };
     Ok(converged(synapse, &deployed, now()))

@@ -80,6 +80,8 @@ pub struct OverlayInput {
     pub enable_metrics: bool,
     /// With workers: the keys every process reads alike (Redis, `instance_map`, duties).
     pub workers: serde_json::Map<String, Value>,
+    /// The retired signing keys (`old_signing_keys`), if any.
+    pub old_signing_keys: Option<Value>,
 }
 
 /// The database the overlay gives Synapse.
@@ -149,6 +151,9 @@ pub fn render_overlay(input: &OverlayInput) -> String {
     }
     for (key, value) in &input.workers {
         config[key] = value.clone();
+    }
+    if let Some(old) = &input.old_signing_keys {
+        config["old_signing_keys"] = old.clone();
     }
     match &input.database {
         OverlayDatabase::Base => {}

@@ -137,6 +137,8 @@ pub enum Outcome<'a> {
         version: Option<String>,
         /// `spec.suspend`: the workloads are scaled to zero.
         suspended: bool,
+        /// The id of the signing key in use.
+        signing_key_id: Option<String>,
         app_services: &'a Decision,
     },
 }
@@ -210,8 +212,10 @@ pub fn next_status(
             workers,
             version,
             suspended,
+            signing_key_id,
             app_services,
         } => {
+            status.signing_key_id = signing_key_id.clone();
             if *rollout == Rollout::Ready && version.is_some() && !*suspended {
                 // It runs now: no older image may replace it.
                 status.synapse_version = version.clone();

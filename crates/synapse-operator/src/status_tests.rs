@@ -35,6 +35,7 @@ fn running_status_and_steady_state_equality() {
         workers: None,
         version: None,
         suspended: false,
+        signing_key_id: None,
         app_services: &Decision::default(),
     };
     let first = next_status(None, Some(1), &outcome, at(10));
@@ -67,6 +68,7 @@ fn a_problem_fails_and_keeps_the_running_configuration() {
             workers: None,
             version: None,
             suspended: false,
+            signing_key_id: None,
             app_services: &Decision::default(),
         },
         at(10),
@@ -164,6 +166,7 @@ fn a_ready_database_is_published_without_its_password_and_kept_when_it_falters()
             workers: None,
             version: None,
             suspended: false,
+            signing_key_id: None,
             app_services: &Decision::default(),
         },
         at(10),

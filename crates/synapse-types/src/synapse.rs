@@ -191,6 +191,14 @@ pub struct SynapseSpec {
     #[serde(default)]
     pub suspend: bool,
 
+    /// Set or change this value (e.g. to today's date) to have the operator generate a new
+    /// signing key once: the current key is retired to `old_signing_keys` (expired now, so other
+    /// servers still verify what it signed) and both stay in the Secret `NAME-secrets`.
+    /// The value a Synapse is created with only records itself. The key never rotates by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub signing_key_rotation: Option<String>,
+
     /// The data volume holding the SQLite database and the media store. Applied when the volume
     /// is created; later changes are not applied to an existing volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -366,6 +374,10 @@ pub struct SynapseStatus {
     /// `/.well-known/matrix/server` delegates to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation_endpoint: Option<String>,
+
+    /// The id of the signing key in use, e.g. `ed25519:a_AbCd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_id: Option<String>,
 
     /// The Synapse version that last ran, from its image's tag (e.g. `1.163.2`): an older image
     /// is refused unless `spec.allowDowngrade`.

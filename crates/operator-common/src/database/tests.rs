@@ -266,6 +266,7 @@ fn a_secret_triggers_the_objects_whose_database_it_is() {
                 is_openshift: false,
                 allow_downgrade: false,
                 suspend: false,
+                signing_key_rotation: None,
                 image: None,
                 storage: None,
                 resources: None,
