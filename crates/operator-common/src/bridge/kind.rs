@@ -42,6 +42,8 @@ pub mod reasons {
     pub const SYNAPSE_NOT_FOUND: &str = "SynapseNotFound";
     /// The Synapse exists but is not ready, or has not published what the bridge needs yet.
     pub const SYNAPSE_NOT_READY: &str = "SynapseNotReady";
+    /// The Synapse is suspended (`spec.suspend`): the bridge waits for it to be resumed.
+    pub const SYNAPSE_SUSPENDED: &str = "SynapseSuspended";
     /// The Synapse has not taken up the bridge's current registration yet.
     pub const REGISTRATION_PENDING: &str = "RegistrationPending";
     /// The synapse-operator rejected the registration.

@@ -64,6 +64,13 @@ pub fn registration_state(
                 ),
             )
         }
+        AppServiceState::Registered if synapse.spec.suspend => not_live(
+            reasons::SYNAPSE_SUSPENDED,
+            format!(
+                "Synapse {synapse_name} is suspended (spec.suspend): the bridge is registered \
+                 and waits for it to be resumed"
+            ),
+        ),
         AppServiceState::Registered if !is_condition_true(&status.conditions, CONDITION_READY) => {
             not_live(
                 reasons::SYNAPSE_NOT_READY,

@@ -257,6 +257,12 @@ fn registered_only_when_the_current_registration_is_live_on_a_ready_synapse() {
         check(Some(status(false, vec![registered(&hash)]))),
         reasons::SYNAPSE_NOT_READY
     );
+    let mut suspended = synapse_with(Some(status(false, vec![registered(&hash)])), &[]);
+    suspended.spec.suspend = true;
+    assert_eq!(
+        reason_of(registration_state(&suspended, &source(), &hash)),
+        reasons::SYNAPSE_SUSPENDED
+    );
     let mut elsewhere = registered(&hash);
     elsewhere.source.namespace = "other".into();
     assert_eq!(
