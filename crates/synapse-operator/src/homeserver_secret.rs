@@ -67,32 +67,38 @@ pub fn verify_key(line: &str) -> Option<(String, String)> {
     ))
 }
 
-/// `data` after `spec.signingKeyRotation` asked for `rotation`: once per new value, a new
-/// signing key, the old one's verify key moving to `old_signing_keys` as expired at `now_ms`.
-/// A key generated just now (`had_key` false: a new Synapse) is not rotated, only the value
-/// recorded.
+/// The homeserver Secret's data after `spec.signingKeyRotation` asked for `rotation`: `data`
+/// (the generated secrets completed from `current`, the Secret as it is) with the rotation's own
+/// keys carried over from `current`, and, once per new value, a new signing key, the old one's
+/// verify key moving to `old_signing_keys` as expired at `now_ms`. A key generated just now (a
+/// new Synapse: `current` had none) is not rotated, the value only recorded.
 pub fn rotate(
+    current: &BTreeMap<String, Vec<u8>>,
     mut data: BTreeMap<String, Vec<u8>>,
-    had_key: bool,
     rotation: Option<&str>,
     now_ms: i64,
 ) -> Result<BTreeMap<String, Vec<u8>>, RandomError> {
+    for key in [ROTATION, OLD_SIGNING_KEYS] {
+        if let Some(value) = current.get(key) {
+            data.insert(key.to_owned(), value.clone());
+        }
+    }
     let Some(rotation) = rotation else {
         return Ok(data);
     };
-    let recorded = data
+    let recorded = current
         .get(ROTATION)
         .map(|r| String::from_utf8_lossy(r).into_owned());
     if recorded.as_deref() == Some(rotation) {
         return Ok(data);
     }
-    if had_key {
-        let current = String::from_utf8_lossy(&data[SIGNING_KEY]).into_owned();
+    if current.get(SIGNING_KEY).is_some_and(|k| !k.is_empty()) {
+        let retired = String::from_utf8_lossy(&data[SIGNING_KEY]).into_owned();
         let mut old: serde_json::Map<String, serde_json::Value> = data
             .get(OLD_SIGNING_KEYS)
             .and_then(|o| serde_json::from_slice(o).ok())
             .unwrap_or_default();
-        if let Some((id, key)) = verify_key(&current) {
+        if let Some((id, key)) = verify_key(&retired) {
             old.insert(id, serde_json::json!({"key": key, "expired_ts": now_ms}));
         }
         data.insert(
@@ -111,34 +117,42 @@ mod tests {
 
     #[test]
     fn a_new_rotation_value_retires_the_key_once() {
-        let created = complete_homeserver_secrets(&BTreeMap::new()).unwrap();
-        let first = rotate(created.clone(), false, Some("one"), 1000).unwrap();
-        assert_eq!(
-            first[SIGNING_KEY], created[SIGNING_KEY],
-            "the value a Synapse starts with"
+        // As the reconciliation calls it: completed from the Secret as it is.
+        let step = |current: &BTreeMap<String, Vec<u8>>, rotation: Option<&str>, now| {
+            rotate(
+                current,
+                complete_homeserver_secrets(current).unwrap(),
+                rotation,
+                now,
+            )
+            .unwrap()
+        };
+        let created = step(&BTreeMap::new(), Some("one"), 1000);
+        assert!(
+            !created.contains_key(OLD_SIGNING_KEYS),
+            "a new Synapse's key is not rotated"
         );
-        assert!(!first.contains_key(OLD_SIGNING_KEYS));
-        let second = rotate(first.clone(), true, Some("two"), 2000).unwrap();
-        assert_ne!(second[SIGNING_KEY], first[SIGNING_KEY]);
+        assert_eq!(created[ROTATION], b"one");
+        assert_eq!(step(&created, Some("one"), 1500), created, "steady");
+        let second = step(&created, Some("two"), 2000);
+        assert_ne!(second[SIGNING_KEY], created[SIGNING_KEY]);
         let old: serde_json::Value = serde_json::from_slice(&second[OLD_SIGNING_KEYS]).unwrap();
-        let (id, key) = verify_key(&String::from_utf8_lossy(&first[SIGNING_KEY])).unwrap();
+        let (id, key) = verify_key(&String::from_utf8_lossy(&created[SIGNING_KEY])).unwrap();
         assert_eq!(
             old[&id],
             serde_json::json!({"key": key, "expired_ts": 2000})
         );
-        assert_eq!(
-            rotate(second.clone(), true, Some("two"), 3000).unwrap(),
-            second,
-            "once"
+        assert_eq!(step(&second, Some("two"), 3000), second, "once per value");
+        assert_eq!(step(&second, None, 3000), second, "never by itself");
+        let third = step(&second, Some("three"), 4000);
+        let old: serde_json::Value = serde_json::from_slice(&third[OLD_SIGNING_KEYS]).unwrap();
+        assert_eq!(old.as_object().unwrap().len(), 2, "every retired key stays");
+        // A Synapse created before the field existed rotates at its first value.
+        let before = complete_homeserver_secrets(&BTreeMap::new()).unwrap();
+        assert_ne!(
+            step(&before, Some("first"), 5000)[SIGNING_KEY],
+            before[SIGNING_KEY]
         );
-        assert_eq!(
-            rotate(second.clone(), true, None, 3000).unwrap(),
-            second,
-            "never by itself"
-        );
-        // A Synapse created before the field was set rotates at its first value.
-        let third = rotate(created.clone(), true, Some("first"), 4000).unwrap();
-        assert_ne!(third[SIGNING_KEY], created[SIGNING_KEY]);
     }
 
     #[test]

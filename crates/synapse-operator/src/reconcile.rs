@@ -61,10 +61,9 @@ async fn converge(
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let secrets = ensure_generated_secret(applier, subject, secret_meta, existing, |current| {
         let rotation = synapse.spec.signing_key_rotation.as_deref();
-        let had_key = current.get(SIGNING_KEY).is_some_and(|k| !k.is_empty());
         rotate(
+            current,
             complete_homeserver_secrets(current)?,
-            had_key,
             rotation,
             now_ms,
         )
