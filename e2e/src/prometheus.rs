@@ -28,8 +28,6 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::pod_harness::proxy::ScratchDir;
@@ -384,15 +382,8 @@ impl<'n> Prometheus<'n> {
 
 impl Drop for Prometheus<'_> {
     fn drop(&mut self) {
-        let group = Pid::from_raw(i32::try_from(self.child.id()).expect("pids fit in i32"));
-        // SIGTERM lets it close the TSDB; then nothing of its group may remain.
-        let _ = killpg(group, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = self.child.wait();
+        // SIGTERM lets it close the TSDB.
+        crate::pod_harness::proxy::stop_group(&mut self.child);
         if std::thread::panicking() {
             eprintln!(
                 "prometheus on 127.0.0.1:{} in netns {}, its output:\n{}",

@@ -68,18 +68,32 @@ pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Resu
             ingress: cached(&caches.ingresses, namespace, &names::workload(name)),
             certificate: cached(&caches.certificates, namespace, &names::workload(name)),
         },
-        workers: {
-            let main = workers::config::main_service(name);
-            workers::step::Cached {
-                deployments: workers::step::of_synapse(&owned.deployments, namespace, name, &main),
-                services: workers::step::of_synapse(&owned.services, namespace, name, &main),
-                secrets: workers::step::of_synapse(&owned.secrets, namespace, name, &main),
-                budgets: workers::step::of_synapse(&caches.budgets, namespace, name, &main),
-            }
-        },
+        workers: worker_objects(synapse, ctx, namespace, name),
         monitors: monitoring::Cached {
             service_monitor: cached(&caches.service_monitors, namespace, &names::workload(name)),
             pod_monitor: cached(&caches.pod_monitors, namespace, &names::workload(name)),
         },
     })
+}
+
+/// The cached worker objects of the Synapse: scanned for only when it declares workers or its
+/// status says it ran some (whose objects may be left to delete), so an ordinary Synapse's
+/// reconciliation does not walk every cache.
+fn worker_objects(
+    synapse: &Synapse,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> workers::step::Cached {
+    let had_workers = synapse.status.as_ref().is_some_and(|s| s.workers.is_some());
+    if synapse.spec.workers.is_none() && !had_workers {
+        return workers::step::Cached::default();
+    }
+    let (owned, main) = (&ctx.caches.owned, workers::config::main_service(name));
+    workers::step::Cached {
+        deployments: workers::step::of_synapse(&owned.deployments, namespace, name, &main),
+        services: workers::step::of_synapse(&owned.services, namespace, name, &main),
+        secrets: workers::step::of_synapse(&owned.secrets, namespace, name, &main),
+        budgets: workers::step::of_synapse(&ctx.caches.budgets, namespace, name, &main),
+    }
 }

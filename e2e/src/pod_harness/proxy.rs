@@ -664,16 +664,22 @@ impl TlsProxy {
 
 impl Drop for TlsProxy {
     fn drop(&mut self) {
-        let group = Pid::from_raw(i32::try_from(self.child.id()).expect("pids fit in i32"));
-        // SIGTERM is nginx's fast shutdown; then nothing of its group may remain.
-        let _ = killpg(group, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = self.child.wait();
+        // SIGTERM is nginx's fast shutdown.
+        stop_group(&mut self.child);
     }
+}
+
+/// Stops the helper process `child` leads a process group of: SIGTERM, up to 5 s to exit, then
+/// SIGKILL, so that nothing of its group remains.
+pub(crate) fn stop_group(child: &mut Child) {
+    let group = Pid::from_raw(i32::try_from(child.id()).expect("pids fit in i32"));
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+    let _ = child.wait();
 }
 
 /// Runs `argv` as root in the scenario's network namespace, in a mount namespace of its own where
