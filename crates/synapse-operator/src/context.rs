@@ -1,5 +1,6 @@
 //! What a reconciliation of a Synapse runs with: the shared pipeline and the caches it reads.
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -32,6 +33,9 @@ pub struct Caches {
     pub pod_monitors: Store<PodMonitor>,
     /// The disruption budgets of Synapses with workers.
     pub budgets: Store<PodDisruptionBudget>,
+    /// The Jobs checking a new configuration before it rolls out: only while one is checked or
+    /// was rejected.
+    pub config_checks: Store<Job>,
 }
 
 /// What a reconciliation runs with.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -45,6 +46,8 @@ pub async fn run(runtime: Runtime) {
     let (pod_monitors, pod_monitor_triggers) = cache(runtime.api::<PodMonitor>(), managed());
     let (budgets, budget_triggers) = cache(runtime.api::<PodDisruptionBudget>(), managed());
     filled.add(&budgets);
+    let (config_checks, config_check_triggers) = cache(runtime.api::<Job>(), managed());
+    filled.add(&config_checks);
     filled.add(&ingresses);
     let inputs = wiring::inputs(&runtime);
     let caches = Caches {
@@ -57,6 +60,7 @@ pub async fn run(runtime: Runtime) {
         service_monitors,
         pod_monitors,
         budgets,
+        config_checks,
     };
     let pipeline = Pipeline::of(&runtime, EVENTS);
     let context = Arc::new(Context { pipeline, caches });
@@ -70,7 +74,8 @@ pub async fn run(runtime: Runtime) {
                 .owns_stream(certificate_triggers)
                 .owns_stream(service_monitor_triggers)
                 .owns_stream(pod_monitor_triggers)
-                .owns_stream(budget_triggers);
+                .owns_stream(budget_triggers)
+                .owns_stream(config_check_triggers);
             let controller = storage_triggers
                 .wire(controller, database_source)
                 .watches_stream(registration_triggers, |secret| {

@@ -12,6 +12,7 @@
 mod appservice;
 mod build;
 mod certificate;
+mod config_check;
 mod context;
 mod controller;
 mod database;

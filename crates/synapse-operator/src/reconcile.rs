@@ -12,6 +12,7 @@ use operator_common::subject::Subject;
 use synapse_types::{Synapse, SynapseStatus};
 
 use crate::appservice::decide;
+use crate::config_check::{self, Gate};
 use crate::context::Context;
 use crate::homeserver_secret::{SIGNING_KEY, complete_homeserver_secrets, rotate, verify_key};
 use crate::names::{APP_NAME, client_url, metrics_url};
@@ -80,14 +81,42 @@ async fn converge(
         &secrets,
         redis.as_ref(),
     );
-    applier
-        .apply(&desired.config_secret, inputs.config_secret.as_deref())
-        .await?;
+    let running = inputs.deployment.as_deref();
+    let apply_config = || applier.apply(&desired.config_secret, inputs.config_secret.as_deref());
+    // Before the first rollout nothing reads the configuration Secret: the check reads it there.
+    if running.is_none() {
+        apply_config().await?;
+    }
+    let gate = config_check::gate(
+        applier,
+        subject,
+        &desired.deployment,
+        &desired.config_secret,
+        running,
+        &inputs.config_checks,
+        &secrets,
+    );
+    match gate.await? {
+        Gate::RollOut => {}
+        Gate::Checking(job) => {
+            let running = running.map(CachedDeployment::rollout);
+            let checking = Outcome::CheckingConfig { job, running };
+            return Ok(converged(synapse, &checking, now()));
+        }
+        Gate::Rejected(problem) => {
+            return Ok(converged(synapse, &Outcome::Problem(&problem), now()));
+        }
+    }
+    if running.is_some() {
+        apply_config().await?;
+    }
     let claim = inputs.claim.as_ref().map(|c| &c.metadata);
     ensure(applier, subject, &desired.claim, claim).await?;
     let rollout = applier
-        .apply_deployment(&desired.deployment, inputs.deployment.as_deref())
+        .apply_deployment(&desired.deployment, running)
         .await?;
+    // Rolled out: its check, and any of an earlier candidate, are done with.
+    config_check::delete_all(applier, &inputs.config_checks).await?;
     applier
         .apply(&desired.service, inputs.service.as_deref())
         .await?;

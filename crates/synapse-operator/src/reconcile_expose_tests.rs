@@ -32,12 +32,12 @@ async fn an_exposed_synapse_is_routed_through_the_gateway_and_says_where() {
     let written = Bodies::default();
     let route = Exchange::patch(ROUTE).capture(&written).echo();
     let script = creation_with(&written, vec![route], Some(("Routed", "Normal")));
-    let ctx = context(client, Cached::default());
+    let (ctx, config) = checked_context(client, &synapse(exposed())).await;
     api.play(script, reconcile(Arc::new(synapse(exposed())), ctx))
         .await
         .expect("the reconciliation succeeds");
     let written = written.lock().unwrap().clone();
-    let (config, route, status) = (&written[1], &written[5], &written[6]);
+    let (config, route, status) = (&config, &written[3], &written[4]);
     let files: BTreeMap<String, String> = config["data"]
         .as_object()
         .unwrap()
@@ -95,7 +95,7 @@ async fn without_the_gateway_api_the_synapse_runs_and_says_what_is_missing() {
     let missing = Exchange::patch(ROUTE).reply(404, not_served());
     let warning = Some(("GatewayAPIMissing", "Warning"));
     let script = creation_with(&written, vec![missing], warning);
-    let ctx = context(client, Cached::default());
+    let (ctx, _config) = checked_context(client, &synapse(exposed())).await;
     let action = api
         .play(script, reconcile(Arc::new(synapse(exposed())), ctx))
         .await
@@ -137,7 +137,10 @@ async fn a_route_no_longer_asked_for_is_deleted_and_the_status_forgets_it() {
     })));
     api.play(
         script,
-        reconcile(Arc::new(unexposed), context(client, cached)),
+        reconcile(
+            Arc::new(unexposed.clone()),
+            context(client, checked(&unexposed, cached).await),
+        ),
     )
     .await
     .expect("the reconciliation succeeds");
@@ -169,12 +172,12 @@ async fn an_ingress_with_a_cert_manager_issuer_gets_its_certificate() {
         Exchange::patch(INGRESS).capture(&written).echo(),
     ];
     let script = creation_with(&written, exposure, Some(("Routed", "Normal")));
-    let ctx = context(client, Cached::default());
+    let (ctx, _config) = checked_context(client, &synapse(spec.clone())).await;
     api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await
         .expect("the reconciliation succeeds");
     let written = written.lock().unwrap().clone();
-    let (certificate, ingress) = (&written[5]["spec"], &written[6]);
+    let (certificate, ingress) = (&written[3]["spec"], &written[4]);
     assert_eq!(certificate["secretName"], "matrix-tls");
     assert_eq!(
         certificate["dnsNames"],
@@ -221,14 +224,14 @@ async fn without_cert_manager_the_ingress_is_applied_all_the_same() {
     ];
     let warning = Some(("CertManagerMissing", "Warning"));
     let script = creation_with(&written, exposure, warning);
-    let ctx = context(client, Cached::default());
+    let (ctx, _config) = checked_context(client, &synapse(spec.clone())).await;
     let action = api
         .play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await
         .expect("a missing CRD is no error");
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
     let written = written.lock().unwrap().clone();
-    assert_eq!(written[5]["spec"]["tls"][0]["secretName"], "matrix-tls");
+    assert_eq!(written[3]["spec"]["tls"][0]["secretName"], "matrix-tls");
     let status = written.last().unwrap();
     assert_eq!(condition(status, "Exposed")["reason"], "CertManagerMissing");
     assert!(
@@ -252,12 +255,12 @@ async fn a_dedicated_federation_port_gets_a_route_of_its_own_and_no_server_well_
             .echo(),
     ];
     let script = creation_with(&written, exposure, Some(("Routed", "Normal")));
-    let ctx = context(client, Cached::default());
+    let (ctx, config) = checked_context(client, &synapse(spec.clone())).await;
     api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await
         .expect("the reconciliation succeeds");
     let written = written.lock().unwrap().clone();
-    let (config, route, federation, status) = (&written[1], &written[5], &written[6], &written[7]);
+    let (config, route, federation, status) = (&config, &written[3], &written[4], &written[5]);
     assert_eq!(
         route["spec"]["parentRefs"],
         json!([{"name": "public", "namespace": "gateways", "sectionName": "https"}])

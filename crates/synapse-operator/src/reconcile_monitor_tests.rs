@@ -35,12 +35,12 @@ async fn a_monitored_synapse_serves_metrics_and_gets_its_service_monitor() {
     let written = Bodies::default();
     let monitor = Exchange::patch(SERVICE_MONITOR).capture(&written).echo();
     let script = creation_with(&written, vec![monitor], Some(("MonitorApplied", "Normal")));
-    let ctx = context(client, Cached::default());
+    let (ctx, config) = checked_context(client, &synapse(monitored())).await;
     api.play(script, reconcile(Arc::new(synapse(monitored())), ctx))
         .await
         .expect("the reconciliation succeeds");
     let written = written.lock().unwrap().clone();
-    let (config, service, monitor, status) = (&written[1], &written[4], &written[5], &written[6]);
+    let (config, service, monitor, status) = (&config, &written[2], &written[3], &written[4]);
     let overlay = overlay(config);
     assert_eq!(overlay["enable_metrics"], true);
     assert_eq!(
@@ -68,7 +68,7 @@ async fn without_the_prometheus_operator_the_synapse_runs_and_says_what_is_missi
     let missing = Exchange::patch(SERVICE_MONITOR).reply(404, not_served());
     let warning = Some(("PrometheusOperatorMissing", "Warning"));
     let script = creation_with(&written, vec![missing], warning);
-    let ctx = context(client, Cached::default());
+    let (ctx, _config) = checked_context(client, &synapse(monitored())).await;
     let action = api
         .play(script, reconcile(Arc::new(synapse(monitored())), ctx))
         .await

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::api::PartialObjectMeta;
 use operator_common::error::ErrorKind;
@@ -22,6 +23,9 @@ const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/ns/deployments/hs";
 const SERVICE: &str = "/api/v1/namespaces/ns/services/hs";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 const STATUS: &str = "/apis/synapse.opdev.io/v1alpha1/namespaces/ns/synapses/hs/status";
+const JOBS: &str = "/apis/batch/v1/namespaces/ns/jobs";
+/// The passed check Job [`checked`] leaves in the cache.
+const CHECK_JOB: &str = "/apis/batch/v1/namespaces/ns/jobs/hs-check";
 
 fn synapse(spec: Value) -> Synapse {
     serde_json::from_value(json!({
@@ -60,6 +64,8 @@ struct Cached {
     deployments: Vec<Deployment>,
     services: Vec<Service>,
     routes: Vec<HTTPRoute>,
+    /// Configuration checks.
+    jobs: Vec<Job>,
 }
 
 fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
@@ -91,6 +97,7 @@ fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
         service_monitors: store_of(Vec::new()),
         pod_monitors: store_of(Vec::new()),
         budgets: store_of(Vec::new()),
+        config_checks: store_of(cached.jobs),
     };
     Arc::new(context_of(client, caches))
 }
@@ -118,17 +125,62 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
 }
 
-/// The requests of a first reconciliation, keeping every body written.
-fn creation(written: &Bodies) -> Vec<Exchange> {
+/// The requests of a first reconciliation: the generated secrets and the configuration, then
+/// the check of the configuration by Synapse; every body written kept.
+fn checking(written: &Bodies) -> Vec<Exchange> {
     vec![
         Exchange::post(SECRETS).capture(written).echo(),
         Exchange::patch(&format!("{SECRETS}/hs-config"))
             .capture(written)
             .echo(),
+        Exchange::post(JOBS).capture(written).echo(),
+        event("CheckingConfig", "Normal"),
+        status_write(written),
+    ]
+}
+
+/// `cached` after the first reconciliation of `synapse` (its requests echoed) and a check that
+/// passed: the Secrets it wrote, its check Job (as `hs-check`) complete.
+async fn checked(synapse: &Synapse, mut cached: Cached) -> Cached {
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let ctx = context(client, Cached::default());
+    api.play(
+        checking(&written),
+        reconcile(Arc::new(synapse.clone()), ctx),
+    )
+    .await
+    .expect("the first reconciliation succeeds");
+    let written = written.lock().unwrap().clone();
+    let [generated, config, job, _status] = &written[..] else {
+        panic!("four writes: {written:#?}");
+    };
+    cached.secrets.extend([from(generated), from(config)]);
+    let mut job: Job = from(job);
+    job.metadata.name = Some("hs-check".into());
+    job.status = Some(from(
+        &json!({"conditions": [{"type": "Complete", "status": "True"}]}),
+    ));
+    cached.jobs.push(job);
+    cached
+}
+
+/// The context of the reconciliation of `synapse` after its check passed, and the configuration
+/// Secret its first reconciliation wrote (JSON, as the request carried it).
+async fn checked_context(client: kube::Client, synapse: &Synapse) -> (Arc<Context>, Value) {
+    let cached = checked(synapse, Cached::default()).await;
+    let config = serde_json::to_value(&cached.secrets[1]).unwrap();
+    (context(client, cached), config)
+}
+
+/// The requests of the reconciliation after the check passed, keeping every body written.
+fn creation(written: &Bodies) -> Vec<Exchange> {
+    vec![
         Exchange::post(&format!("{NS}/persistentvolumeclaims"))
             .capture(written)
             .echo(),
         Exchange::patch(DEPLOYMENT).capture(written).echo(),
+        Exchange::delete(CHECK_JOB).reply(200, json!({})),
         Exchange::patch(SERVICE).capture(written).echo(),
         event("RollingOut", "Normal"),
         event("SQLite", "Normal"),
@@ -167,7 +219,25 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
     let (client, api) = scripted();
     let written = Bodies::default();
     let synapse = Arc::new(synapse(values()));
-    let ctx = context(client, Cached::default());
+    let checked = checked(&synapse, Cached::default()).await;
+    let [generated, config] = &checked.secrets[..] else {
+        panic!("two Secrets: {:#?}", checked.secrets);
+    };
+    assert_eq!(generated.metadata.name.as_deref(), Some("hs-secrets"));
+    assert_eq!(
+        generated.data.as_ref().unwrap().len(),
+        4,
+        "signing key, macaroon, registration and form secrets"
+    );
+    assert!(
+        config
+            .data
+            .as_ref()
+            .unwrap()
+            .contains_key("homeserver.yaml")
+    );
+    let (generated, config) = (generated.clone(), config.clone());
+    let ctx = context(client, checked);
     let action = api
         .play(creation(&written), reconcile(Arc::clone(&synapse), ctx))
         .await
@@ -175,16 +245,9 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
     assert_eq!(action, Action::await_change());
 
     let written = written.lock().unwrap().clone();
-    let [generated, config, claim, deployment, service, status] = &written[..] else {
-        panic!("six writes: {written:#?}");
+    let [claim, deployment, service, status] = &written[..] else {
+        panic!("four writes: {written:#?}");
     };
-    assert_eq!(generated["metadata"]["name"], "hs-secrets");
-    assert_eq!(
-        generated["data"].as_object().unwrap().len(),
-        4,
-        "signing key, macaroon, registration and form secrets"
-    );
-    assert!(config["data"]["homeserver.yaml"].is_string());
     assert_eq!(claim["metadata"]["name"], "hs-data");
     assert_eq!(
         condition(status, "Ready")["reason"],
@@ -205,11 +268,11 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
         ..DeploymentStatus::default()
     });
     let cached = Cached {
-        secrets: vec![from(generated), from(config)],
+        secrets: vec![generated, config],
         claims: vec![from(claim)],
         deployments: vec![ready],
         services: vec![from(service)],
-        routes: Vec::new(),
+        ..Cached::default()
     };
     let mut running = synapse.as_ref().clone();
     running.status = Some(from(&status["status"]));
@@ -263,18 +326,18 @@ async fn refused_at(refused: usize, code: u16, status_reason: &str, reason: &'st
         .take(refused)
         .collect();
     let path = match refused {
-        1 => format!("{SECRETS}/hs-config"),
-        3 => DEPLOYMENT.to_owned(),
-        4 => SERVICE.to_owned(),
+        1 => DEPLOYMENT.to_owned(),
+        3 => SERVICE.to_owned(),
         _ => unreachable!(),
     };
     let message = format!("{path} refused: {status_reason}");
     script.push(Exchange::patch(&path).reply(code, api_status(code, status_reason, &message)));
     script.push(event(reason, "Warning"));
     script.push(status_write(&written));
-    let ctx = context(client, Cached::default());
+    let synapse = synapse(values());
+    let ctx = context(client, checked(&synapse, Cached::default()).await);
     let error = api
-        .play(script, reconcile(Arc::new(synapse(values())), ctx))
+        .play(script, reconcile(Arc::new(synapse), ctx))
         .await
         .expect_err("a refusal is retried");
     let Error::Refused(refusal) = &error else {
@@ -295,17 +358,17 @@ async fn refused_at(refused: usize, code: u16, status_reason: &str, reason: &'st
 #[tokio::test]
 async fn a_child_the_api_server_rejects_is_reported_on_the_synapse() {
     // A Synapse named my.synapse: its Service name is not a DNS label.
-    refused_at(4, 422, "Invalid", "Invalid").await;
-    // A spec the Deployment cannot take (memory limit below the request).
     refused_at(3, 422, "Invalid", "Invalid").await;
+    // A spec the Deployment cannot take (memory limit below the request).
+    refused_at(1, 422, "Invalid", "Invalid").await;
     // A missing permission.
-    refused_at(3, 403, "Forbidden", "Forbidden").await;
+    refused_at(1, 403, "Forbidden", "Forbidden").await;
 }
 
 #[tokio::test]
 async fn a_field_another_manager_owns_is_a_refusal_and_a_stale_write_is_transient() {
     let (client, api) = scripted();
-    let mut script: Vec<Exchange> = creation(&Bodies::default()).into_iter().take(1).collect();
+    let mut script: Vec<Exchange> = checking(&Bodies::default()).into_iter().take(1).collect();
     let mut conflict = api_status(
         409,
         "Conflict",
@@ -374,9 +437,10 @@ async fn a_status_the_api_server_refuses_is_retried() {
     // Recording the refusal needs the same permission: it is logged, the error retried.
     script.push(event("Forbidden", "Warning"));
     script.push(Exchange::patch(STATUS).reply(403, forbidden()));
-    let ctx = context(client, Cached::default());
+    let synapse = synapse(values());
+    let ctx = context(client, checked(&synapse, Cached::default()).await);
     let error = api
-        .play(script, reconcile(Arc::new(synapse(values())), ctx))
+        .play(script, reconcile(Arc::new(synapse), ctx))
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Forbidden);

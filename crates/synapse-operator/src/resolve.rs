@@ -97,11 +97,15 @@ pub enum ConfigProblem {
         "server_name changed from {recorded:?} to {found:?}: a Matrix server cannot change its name (user IDs, rooms and signatures are bound to it); restore server_name {recorded:?} or create a new Synapse"
     )]
     ServerNameChanged { recorded: String, found: String },
+    #[error(
+        "Synapse rejected the new configuration (its own loader, run by Job {job} with the new image and files): {output}\nThe running Synapse keeps its last good configuration; fix homeserver.yaml or the spec and the operator checks again"
+    )]
+    ConfigRejected { job: String, output: String },
 }
 
 impl ConfigProblem {
     /// Every reason [`ConfigProblem::reason`] gives.
-    pub const REASONS: [&'static str; 19] = [
+    pub const REASONS: [&'static str; 20] = [
         "ExposedServerNameHasPort",
         "ExposureConflict",
         "MetricsPortConflict",
@@ -121,6 +125,7 @@ impl ConfigProblem {
         "ServerNameChanged",
         "NoConfigurationSource",
         "DatabaseConflict",
+        "ConfigRejected",
     ];
 
     /// The condition reason (CamelCase, stable: users and alerts match on it).
@@ -146,6 +151,7 @@ impl ConfigProblem {
             ConfigProblem::ServerNameChanged { .. } => "ServerNameChanged",
             ConfigProblem::NoSource => "NoConfigurationSource",
             ConfigProblem::DatabaseConflict { .. } => "DatabaseConflict",
+            ConfigProblem::ConfigRejected { .. } => "ConfigRejected",
         }
     }
 }

@@ -43,6 +43,7 @@ fn is_warning(condition: &Condition) -> bool {
 }
 
 const REASON_ROLLOUT_FAILED: &str = "RolloutFailed";
+const REASON_CHECKING: &str = "CheckingConfig";
 
 /// The end of a reconciliation that arrived at `outcome`: the next status, the Events of
 /// app services whose state changed, and when to look again at what cannot be watched.
@@ -120,6 +121,12 @@ pub enum Outcome<'a> {
     /// was applied. `running` is the rollout of a Deployment started earlier, which keeps running.
     WaitingForDatabase {
         database: &'a Readiness,
+        running: Option<Rollout>,
+    },
+    /// Synapse checks a new configuration or image (Job `job`) before it rolls out; `running` is
+    /// the rollout of the Deployment that keeps running meanwhile.
+    CheckingConfig {
+        job: String,
         running: Option<Rollout>,
     },
     /// The workload for `config`, with the accepted app services of `app_services`, was applied.
@@ -200,6 +207,25 @@ pub fn next_status(
                 }
             };
             (verdict, Some((*database).clone()))
+        }
+        Outcome::CheckingConfig { job, running } => {
+            let message = format!(
+                "Synapse checks the new configuration and image (Job {job}) before they roll out"
+            );
+            let checking = (ConditionStatus::True, REASON_CHECKING, message.clone());
+            let verdict = match running {
+                Some(rollout) => {
+                    let (ready, _, state, reason) = rollout_verdict(rollout);
+                    (ready, checking, state, reason)
+                }
+                None => (
+                    (ConditionStatus::False, REASON_CHECKING, message.clone()),
+                    checking,
+                    None,
+                    Some(message),
+                ),
+            };
+            (verdict, None)
         }
         Outcome::Deployed {
             exposure,

@@ -61,6 +61,32 @@ pub struct SynapseWorkload {
     pub redis_password: Option<(String, String)>,
 }
 
+#[cfg(test)]
+impl SynapseWorkload {
+    /// The main process of the Synapse `hs`, with a bridge registration, for tests.
+    pub fn sample() -> Self {
+        SynapseWorkload {
+            image: "matrixdotorg/synapse:v1.163.2".into(),
+            client_port: 8008,
+            config_secret: "hs-config".into(),
+            homeserver_secret: "hs-secrets".into(),
+            data_claim: "hs-data".into(),
+            registrations: vec![RegistrationMount {
+                dir: "heisenbridge-irc".into(),
+                secret_name: "irc-registration".into(),
+                secret_key: "registration.yaml".into(),
+            }],
+            config_hash: "abc".into(),
+            resources: default_resources(),
+            env: Vec::new(),
+            metrics_port: Some(9000),
+            worker: None,
+            data: true,
+            redis_password: None,
+        }
+    }
+}
+
 /// A worker's own configuration file: the key `key` of the Secret `secret`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerFile {
@@ -73,6 +99,10 @@ pub const WORKERS_DIR: &str = "/workers";
 pub const REDIS_DIR: &str = "/redis";
 
 pub const CONFIG_HASH_ANNOTATION: &str = "synapse.opdev.io/config-hash";
+/// The volume of the configuration Secret.
+pub const CONFIG_VOLUME: &str = "config";
+/// The module the main process runs.
+pub const MAIN_MODULE: &str = "synapse.app.homeserver";
 
 pub fn default_resources() -> ResourceRequirements {
     ResourceRequirements {
@@ -96,12 +126,12 @@ pub fn synapse_deployment(
     workload: &SynapseWorkload,
 ) -> Deployment {
     let mut volumes = vec![
-        secret_volume("config", &workload.config_secret, None),
+        secret_volume(CONFIG_VOLUME, &workload.config_secret, None),
         secret_volume("secrets", &workload.homeserver_secret, None),
         empty_dir_volume("tmp"),
     ];
     let mut mounts = vec![
-        mount("config", paths::CONFIG_DIR, true),
+        mount(CONFIG_VOLUME, paths::CONFIG_DIR, true),
         mount("secrets", paths::SECRETS_DIR, true),
         mount("tmp", "/tmp", false),
     ];
@@ -180,7 +210,7 @@ pub fn synapse_deployment(
 /// The process's command: the main process, or a worker with its own file last.
 fn command(worker: Option<&WorkerFile>) -> Vec<String> {
     let app = match worker {
-        None => "synapse.app.homeserver",
+        None => MAIN_MODULE,
         Some(_) => "synapse.app.generic_worker",
     };
     let mut command = vec!["python".to_owned(), "-m".to_owned(), app.to_owned()];
@@ -231,25 +261,7 @@ mod tests {
     use super::*;
 
     fn workload() -> SynapseWorkload {
-        SynapseWorkload {
-            image: "matrixdotorg/synapse:v1.163.2".into(),
-            client_port: 8008,
-            config_secret: "hs-config".into(),
-            homeserver_secret: "hs-secrets".into(),
-            data_claim: "hs-data".into(),
-            registrations: vec![RegistrationMount {
-                dir: "heisenbridge-irc".into(),
-                secret_name: "irc-registration".into(),
-                secret_key: "registration.yaml".into(),
-            }],
-            config_hash: "abc".into(),
-            resources: default_resources(),
-            env: Vec::new(),
-            metrics_port: Some(9000),
-            worker: None,
-            data: true,
-            redis_password: None,
-        }
+        SynapseWorkload::sample()
     }
 
     fn selector() -> BTreeMap<String, String> {
