@@ -287,6 +287,61 @@ impl Scenario {
         self.run(client, &pod, container).await
     }
 
+    /// Plays the kubelet of the pod of the Job `job`, in a namespace where kwok leaves Job pods
+    /// to tests (`kubelet-by-test-*`, see hack/cluster-kwok.yaml): runs it for real until it
+    /// exits (within `timeout`), then writes how it ended as a kubelet does, with the end of its
+    /// output as the termination message (`FallbackToLogsOnError`, which is what a failing
+    /// container's message is when it wrote none). Returns its exit status and output.
+    pub async fn finish_job(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        job: &str,
+        timeout: Duration,
+    ) -> Result<(ExitStatus, String), Error> {
+        let pod = fetch::job_pod(client, namespace, job, timeout).await?;
+        let mut process = self.run(client, &pod, None).await?;
+        let status = process.wait_exit(timeout).await?;
+        let output = process.output();
+        let code = status.code().unwrap_or(128);
+        let (phase, reason) = match code {
+            0 => ("Succeeded", "Completed"),
+            _ => ("Failed", "Error"),
+        };
+        // The kubelet's limits on a message taken from the log: 80 lines, 2048 bytes.
+        let lines: Vec<&str> = output.lines().collect();
+        let mut message = lines[lines.len().saturating_sub(80)..].join("\n");
+        while message.len() > 2048 {
+            message.remove(0);
+        }
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let container = &pod.spec.as_ref().map(|s| s.containers[0].name.clone());
+        let ended = serde_json::json!({"status": {
+            "phase": phase,
+            "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted",
+                            "lastTransitionTime": now}],
+            "containerStatuses": [{
+                "name": container, "image": pod.spec.as_ref().and_then(|s| s.containers[0].image.clone()),
+                "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": code, "reason": reason, "message": message,
+                                         "startedAt": now, "finishedAt": now}},
+            }],
+        }});
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        kube::Api::<Pod>::namespaced(client.clone(), namespace)
+            .patch_status(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&ended),
+            )
+            .await
+            .map_err(|source| Error::Kube {
+                what: format!("write how pod {namespace}/{name} ended"),
+                source,
+            })?;
+        Ok((status, output))
+    }
+
     /// Plans and starts one container of `pod`.
     pub async fn run(
         &self,

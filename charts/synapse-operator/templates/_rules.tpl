@@ -55,6 +55,14 @@ rules and fails on a Forbidden and on any rule the scenarios do not use.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors", "podmonitors"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# The check of a new configuration by Synapse's loader: a Job per candidate, created, watched,
+# deleted once its candidate rolled out or gave way; its pods listed to read why a check failed.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list", "watch", "create", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # The user's homeserver.yaml: read, never written.
 - apiGroups: [""]
   resources: ["configmaps"]

@@ -201,3 +201,36 @@ pub async fn deployment_pod(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// The running pod of the Job `job`, waiting up to `timeout` for one.
+pub async fn job_pod(
+    client: &kube::Client,
+    namespace: &str,
+    job: &str,
+    timeout: Duration,
+) -> Result<Pod, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("batch.kubernetes.io/job-name={job}");
+    let start = Instant::now();
+    loop {
+        let listed = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_err(format!("list the pods of job {namespace}/{job}")))?;
+        let running = listed.items.into_iter().find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        });
+        if let Some(pod) = running {
+            return Ok(pod);
+        }
+        if start.elapsed() >= timeout {
+            return Err(Error::Timeout {
+                what: format!("a running pod of job {namespace}/{job}"),
+                after: timeout,
+                context: String::new(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
