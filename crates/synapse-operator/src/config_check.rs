@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{Job, JobSpec, JobStatus};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, ListParams};
@@ -18,6 +18,7 @@ use operator_common::cached_deployment::CachedDeployment;
 use operator_common::error::{Error, api_error};
 use operator_common::subject::{Lifetime, Subject};
 use operator_common::workload::empty_dir_volume;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::resolve::ConfigProblem;
@@ -36,6 +37,45 @@ const DEADLINE_SECONDS: i64 = 600;
 /// The most of Synapse's output a condition carries (the end of it, where the error is).
 const MAX_OUTPUT: usize = 1500;
 const REDACTED: &str = "[redacted]";
+
+/// A check Job as cached: its metadata and status, not its pod template (a Job holds a whole pod
+/// spec, and a burst of new Synapses holds a Job each).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+pub struct CheckJob {
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<JobStatus>,
+}
+
+impl From<Job> for CheckJob {
+    fn from(job: Job) -> Self {
+        Self {
+            metadata: job.metadata,
+            status: job.status,
+        }
+    }
+}
+
+impl k8s_openapi::Resource for CheckJob {
+    const API_VERSION: &'static str = "batch/v1";
+    const GROUP: &'static str = "batch";
+    const KIND: &'static str = "Job";
+    const VERSION: &'static str = "v1";
+    const URL_PATH_SEGMENT: &'static str = "jobs";
+    type Scope = k8s_openapi::NamespaceResourceScope;
+}
+
+impl k8s_openapi::Metadata for CheckJob {
+    type Ty = ObjectMeta;
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
 
 /// What a check covers: the image and the hash of every file the pod reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +146,7 @@ pub enum Decision<'a> {
     /// The check runs.
     Running,
     /// Synapse rejected it.
-    Rejected(&'a Job),
+    Rejected(&'a CheckJob),
 }
 
 /// Decides from the candidate `running` (none before the first rollout), the `desired` one and
@@ -115,7 +155,7 @@ pub fn decide<'a>(
     synapse: &str,
     running: Option<&Candidate>,
     desired: &Candidate,
-    jobs: &'a [Arc<Job>],
+    jobs: &'a [Arc<CheckJob>],
 ) -> Decision<'a> {
     if running == Some(desired) {
         return Decision::Unchanged;
@@ -132,7 +172,7 @@ pub fn decide<'a>(
 }
 
 /// The candidate key a check Job carries.
-pub fn job_key(job: &Job) -> Option<&str> {
+pub fn job_key(job: &CheckJob) -> Option<&str> {
     job.metadata
         .annotations
         .as_ref()?
@@ -141,7 +181,7 @@ pub fn job_key(job: &Job) -> Option<&str> {
 }
 
 /// `Some(passed)` once the Job finished.
-fn finished(job: &Job) -> Option<bool> {
+fn finished(job: &CheckJob) -> Option<bool> {
     let conditions = job.status.as_ref()?.conditions.as_ref()?;
     conditions
         .iter()
@@ -249,7 +289,7 @@ pub fn candidate_secret(job: &Job, data: BTreeMap<String, ByteString>) -> Secret
 
 /// What Synapse said when it rejected the candidate: the check pod's termination message (the
 /// tail of its output), else why the Job failed, with every value of `secrets` redacted.
-pub fn rejection(job: &Job, pods: &[Pod], secrets: &[&[u8]]) -> String {
+pub fn rejection(job: &CheckJob, pods: &[Pod], secrets: &[&[u8]]) -> String {
     let output = pods
         .iter()
         .filter_map(|pod| pod.status.as_ref()?.container_statuses.as_ref())
@@ -354,7 +394,7 @@ pub async fn gate(
     desired: &Deployment,
     config: &Secret,
     running: Option<&CachedDeployment>,
-    jobs: &[Arc<Job>],
+    jobs: &[Arc<CheckJob>],
     secrets: &BTreeMap<String, Vec<u8>>,
 ) -> Result<Gate, Error> {
     let Some(candidate) = Candidate::of(desired) else {
@@ -366,7 +406,7 @@ pub async fn gate(
         return Ok(Gate::RollOut);
     }
     let key = candidate.key(&subject.name);
-    let stale: Vec<Arc<Job>> = (jobs.iter())
+    let stale: Vec<Arc<CheckJob>> = (jobs.iter())
         .filter(|job| job_key(job) != Some(key.as_str()))
         .cloned()
         .collect();
@@ -405,7 +445,7 @@ pub async fn gate(
 
 /// Deletes the check Jobs `jobs` (their pods and candidate Secrets go with them), skipping those
 /// already going.
-pub async fn delete_all(applier: &Applier, jobs: &[Arc<Job>]) -> Result<(), Error> {
+pub async fn delete_all(applier: &Applier, jobs: &[Arc<CheckJob>]) -> Result<(), Error> {
     for job in jobs {
         if job.metadata.deletion_timestamp.is_none() {
             applier.delete_cached(Some(job.as_ref())).await?;

@@ -36,7 +36,7 @@ fn cached(deployment: &Deployment) -> CachedDeployment {
 }
 
 /// A check Job of `candidate` that finished with `condition` (`None`: still running).
-fn check(candidate: &Candidate, condition: Option<&str>) -> Arc<Job> {
+fn check(candidate: &Candidate, condition: Option<&str>) -> Arc<CheckJob> {
     let desired = deployment(&candidate.image, &candidate.config_hash);
     let mut job = job(&subject(), &desired, &candidate.key("hs"), None);
     job.status = condition.map(|type_| JobStatus {
@@ -47,7 +47,7 @@ fn check(candidate: &Candidate, condition: Option<&str>) -> Arc<Job> {
         }]),
         ..JobStatus::default()
     });
-    Arc::new(job)
+    Arc::new(job.into())
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn the_check_job_runs_synapses_loader_in_the_new_pod_without_its_claim_or_labels
     let desired = deployment("img:2", "new");
     let job = job(&subject(), &desired, "k1", Some("hs-check-k1"));
     assert_eq!(job.metadata.name.as_deref(), Some("hs-check-k1"));
-    assert_eq!(job_key(&job), Some("k1"));
+    assert_eq!(job_key(&job.clone().into()), Some("k1"));
     assert_eq!(job.metadata.owner_references.as_ref().unwrap()[0].uid, "u1");
     let spec = job.spec.as_ref().unwrap();
     assert_eq!(spec.backoff_limit, Some(0));

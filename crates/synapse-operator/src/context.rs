@@ -1,6 +1,5 @@
 //! What a reconciliation of a Synapse runs with: the shared pipeline and the caches it reads.
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -10,6 +9,7 @@ use operator_common::pipeline::Pipeline;
 use operator_common::wiring::Owned;
 
 use crate::certificate::Certificate;
+use crate::config_check::CheckJob;
 use crate::http_route::HTTPRoute;
 use crate::monitor::{PodMonitor, ServiceMonitor};
 
@@ -35,7 +35,7 @@ pub struct Caches {
     pub budgets: Store<PodDisruptionBudget>,
     /// The Jobs checking a new configuration before it rolls out: only while one is checked or
     /// was rejected.
-    pub config_checks: Store<Job>,
+    pub config_checks: Store<CheckJob>,
 }
 
 /// What a reconciliation runs with.

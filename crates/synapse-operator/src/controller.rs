@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -19,6 +18,7 @@ use synapse_types::Synapse;
 use synapse_types::contract::LABEL_REGISTERED_WITH;
 
 use crate::certificate::Certificate;
+use crate::config_check::CheckJob;
 use crate::context::{Caches, Context};
 use crate::database::database_source;
 use crate::http_route::HTTPRoute;
@@ -46,7 +46,7 @@ pub async fn run(runtime: Runtime) {
     let (pod_monitors, pod_monitor_triggers) = cache(runtime.api::<PodMonitor>(), managed());
     let (budgets, budget_triggers) = cache(runtime.api::<PodDisruptionBudget>(), managed());
     filled.add(&budgets);
-    let (config_checks, config_check_triggers) = cache(runtime.api::<Job>(), managed());
+    let (config_checks, config_check_triggers) = cache(runtime.api::<CheckJob>(), managed());
     filled.add(&config_checks);
     filled.add(&ingresses);
     let inputs = wiring::inputs(&runtime);

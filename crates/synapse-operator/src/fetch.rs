@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::Resource;
 use kube::ResourceExt as _;
@@ -19,6 +18,7 @@ use synapse_types::Synapse;
 use synapse_types::contract::labels;
 
 use crate::appservice::{Announced, announcements};
+use crate::config_check::CheckJob;
 use crate::context::Context;
 use crate::names;
 use crate::{expose, monitoring, workers};
@@ -42,7 +42,7 @@ pub struct Inputs {
     /// Its workers' objects.
     pub workers: workers::step::Cached,
     /// The Jobs checking its configuration.
-    pub config_checks: Vec<Arc<Job>>,
+    pub config_checks: Vec<Arc<CheckJob>>,
 }
 
 /// Reads the inputs of `synapse`.

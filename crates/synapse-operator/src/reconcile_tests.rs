@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::api::PartialObjectMeta;
 use operator_common::error::ErrorKind;
@@ -65,7 +64,7 @@ struct Cached {
     services: Vec<Service>,
     routes: Vec<HTTPRoute>,
     /// Configuration checks.
-    jobs: Vec<Job>,
+    jobs: Vec<crate::config_check::CheckJob>,
 }
 
 fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
@@ -156,7 +155,7 @@ async fn checked(synapse: &Synapse, mut cached: Cached) -> Cached {
         panic!("four writes: {written:#?}");
     };
     cached.secrets.extend([from(generated), from(config)]);
-    let mut job: Job = from(job);
+    let mut job: crate::config_check::CheckJob = from(job);
     job.metadata.name = Some("hs-check".into());
     job.status = Some(from(
         &json!({"conditions": [{"type": "Complete", "status": "True"}]}),
@@ -180,7 +179,10 @@ fn creation(written: &Bodies) -> Vec<Exchange> {
             .capture(written)
             .echo(),
         Exchange::patch(DEPLOYMENT).capture(written).echo(),
-        Exchange::delete(CHECK_JOB).reply(200, json!({})),
+        Exchange::delete(CHECK_JOB).reply(
+            200,
+            json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200}),
+        ),
         Exchange::patch(SERVICE).capture(written).echo(),
         event("RollingOut", "Normal"),
         event("SQLite", "Normal"),
