@@ -1402,6 +1402,9 @@ fn operator_rules() -> Vec<PolicyRule> {
             &["get", "list", "watch", "create", "patch"],
         ),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
+        // The configuration checks.
+        rule("batch", &["jobs"], &["list", "watch", "create", "delete"]),
+        rule("", &["pods"], &["list"]),
         // spec.expose's objects (none here, but they are watched).
         rule(
             "gateway.networking.k8s.io",

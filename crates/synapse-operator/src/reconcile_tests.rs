@@ -56,7 +56,7 @@ fn values() -> Value {
 }
 
 /// What the caches hold: the objects written earlier, as the API server stored them.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Cached {
     secrets: Vec<Secret>,
     claims: Vec<PersistentVolumeClaim>,
@@ -190,6 +190,44 @@ fn creation(written: &Bodies) -> Vec<Exchange> {
     ]
 }
 
+/// The caches of `synapse` once it runs: its first reconciliations played (requests echoed), its
+/// check deleted, its pod ready.
+async fn running_cache(synapse: &Synapse) -> Cached {
+    let mut cached = checked(synapse, Cached::default()).await;
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let ctx = context(client, cached.clone());
+    api.play(
+        creation(&written),
+        reconcile(Arc::new(synapse.clone()), ctx),
+    )
+    .await
+    .expect("the reconciliation succeeds");
+    let written = written.lock().unwrap().clone();
+    let [claim, deployment, service, _status] = &written[..] else {
+        panic!("four writes: {written:#?}");
+    };
+    cached.jobs.clear();
+    cached.claims.push(from(claim));
+    cached.deployments.push(ready(from(deployment)));
+    cached.services.push(from(service));
+    cached
+}
+
+/// `deployment` as the API server has it once its pod is ready.
+fn ready(mut deployment: Deployment) -> Deployment {
+    deployment.metadata.generation = Some(1);
+    deployment.status = Some(DeploymentStatus {
+        observed_generation: Some(1),
+        replicas: Some(1),
+        updated_replicas: Some(1),
+        ready_replicas: Some(1),
+        available_replicas: Some(1),
+        ..DeploymentStatus::default()
+    });
+    deployment
+}
+
 /// A first reconciliation with the requests of the steps after the Service (`exposure`), and
 /// their Event `exposed` (reason, type) after the creation's own.
 fn creation_with(
@@ -259,20 +297,10 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
     assert_eq!(status["status"]["clientUrl"], "http://hs.ns.svc:8008");
 
     // The same Synapse, its objects in the caches as written and its pod ready: nothing to do.
-    let mut ready: Deployment = from(deployment);
-    ready.metadata.generation = Some(1);
-    ready.status = Some(DeploymentStatus {
-        observed_generation: Some(1),
-        replicas: Some(1),
-        updated_replicas: Some(1),
-        ready_replicas: Some(1),
-        available_replicas: Some(1),
-        ..DeploymentStatus::default()
-    });
     let cached = Cached {
         secrets: vec![generated, config],
         claims: vec![from(claim)],
-        deployments: vec![ready],
+        deployments: vec![ready(from(deployment))],
         services: vec![from(service)],
         ..Cached::default()
     };
@@ -447,6 +475,10 @@ async fn a_status_the_api_server_refuses_is_retried() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Forbidden);
 }
+
+#[cfg(test)]
+#[path = "reconcile_check_tests.rs"]
+mod check;
 
 /// The exposure step's requests.
 #[path = "reconcile_monitor_tests.rs"]

@@ -1,0 +1,96 @@
+//! The configuration check against the scripted API server: a change to a running Synapse is
+//! checked before anything it reads changes, and a rejection is reported without a write.
+
+use super::*;
+
+/// The Synapse `hs` with `reportStats` as given: a change of its files.
+fn reporting(report_stats: bool) -> Synapse {
+    synapse(json!({"homeserver": {"values": {
+        "serverName": "example.com", "reportStats": report_stats}}}))
+}
+
+fn check_job(written: &Value) -> crate::config_check::CheckJob {
+    from(written)
+}
+
+#[tokio::test]
+async fn a_change_is_checked_in_its_own_secret_while_the_running_synapse_stays() {
+    let cached = running_cache(&reporting(false)).await;
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let script = vec![
+        Exchange::post(JOBS).capture(&written).echo(),
+        Exchange::post(SECRETS).capture(&written).echo(),
+        event("Running", "Normal"),
+        status_write(&written),
+    ];
+    let ctx = context(client, cached.clone());
+    api.play(script, reconcile(Arc::new(reporting(true)), ctx))
+        .await
+        .expect("the reconciliation succeeds");
+    let written = written.lock().unwrap().clone();
+    let [job, candidate, status] = &written[..] else {
+        panic!("three writes: {written:#?}");
+    };
+    let name = job["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("hs-check-"), "{name}");
+    let volumes = job["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    let config = volumes.iter().find(|v| v["name"] == "config").unwrap();
+    assert_eq!(config["secret"]["secretName"], name, "{config}");
+    assert_eq!(candidate["metadata"]["name"], name);
+    assert_eq!(candidate["metadata"]["ownerReferences"][0]["kind"], "Job");
+    let running = serde_json::to_value(&cached.secrets[1]).unwrap();
+    assert_ne!(
+        candidate["data"]["homeserver.yaml"], running["data"]["homeserver.yaml"],
+        "the candidate is the new file"
+    );
+    assert_eq!(condition(status, "Ready")["status"], "True", "{status}");
+    assert_eq!(condition(status, "Progressing")["reason"], "CheckingConfig");
+
+    // Synapse rejected it: its words, redacted, and not one write but the status.
+    let mut failed = check_job(job);
+    failed.status = Some(from(
+        &json!({"conditions": [{"type": "Failed", "status": "True"}]}),
+    ));
+    let signing = String::from_utf8(
+        cached.secrets[0].data.as_ref().unwrap()["signing.key"]
+            .0
+            .clone(),
+    )
+    .unwrap();
+    let output = format!("Error in configuration at 'x':\n  seed {signing}\nbad value");
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+        {"metadata": {"name": "p"}, "status": {"containerStatuses": [{
+            "name": "check", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 1, "message": output}}}]}}]});
+    let mut cached = cached;
+    cached.jobs.push(failed);
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let script = vec![
+        Exchange::get("/api/v1/namespaces/ns/pods").reply(200, pods),
+        event("ConfigRejected", "Warning"),
+        status_write(&written),
+    ];
+    api.play(
+        script,
+        reconcile(Arc::new(reporting(true)), context(client, cached)),
+    )
+    .await
+    .expect("a rejection is no error to retry");
+    let status = &written.lock().unwrap()[0];
+    let message = condition(status, "Ready")["message"].as_str().unwrap();
+    assert!(
+        message.contains("Error in configuration at 'x'"),
+        "{message}"
+    );
+    assert!(message.contains(name), "names the Job: {message}");
+    let seed = signing.split_whitespace().last().unwrap();
+    assert!(
+        !message.contains(seed),
+        "the signing key is redacted: {message}"
+    );
+    assert_eq!(status["status"]["state"], "FAILED");
+}
