@@ -298,15 +298,32 @@ pub fn rejection(job: &CheckJob, pods: &[Pod], secrets: &[&[u8]]) -> String {
         .filter_map(|terminated| terminated.message.as_deref())
         .map(str::trim)
         .find(|message| !message.is_empty());
+    // A pod that never ran (an image that cannot be pulled) says why it waited.
+    let waiting = pods
+        .iter()
+        .filter_map(|pod| pod.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter_map(|status| status.state.as_ref()?.waiting.as_ref())
+        .map(|w| {
+            let reason = w.reason.as_deref().unwrap_or("Waiting");
+            format!("{reason}: {}", w.message.as_deref().unwrap_or_default())
+        })
+        .next();
     let text = match output {
         Some(output) => output.to_owned(),
-        None => job
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Failed"))
-            .and_then(|c| c.message.clone())
-            .unwrap_or_else(|| "the check failed without output".to_owned()),
+        None => {
+            let failed = job
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Failed"))
+                .and_then(|c| c.message.clone())
+                .unwrap_or_else(|| "the check failed without output".to_owned());
+            match waiting {
+                Some(waiting) => format!("{failed}; its pod never ran ({waiting})"),
+                None => failed,
+            }
+        }
     };
     tail(&redact(&text, secrets), MAX_OUTPUT)
 }

@@ -230,6 +230,26 @@ fn a_rejection_quotes_synapse_with_secrets_redacted() {
         rejection(&job, &[], &[]),
         "Job was active longer than specified deadline"
     );
+    let mut pulling = terminated("");
+    pulling
+        .status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap()[0]
+        .state = Some(ContainerState {
+        waiting: Some(k8s_openapi::api::core::v1::ContainerStateWaiting {
+            reason: Some("ImagePullBackOff".into()),
+            message: Some("Back-off pulling image \"nope\"".into()),
+        }),
+        ..ContainerState::default()
+    });
+    assert_eq!(
+        rejection(&job, &[pulling], &[]),
+        "Job was active longer than specified deadline; its pod never ran \
+         (ImagePullBackOff: Back-off pulling image \"nope\")"
+    );
     // A long traceback: its end, where the error is.
     let long = format!("{}\nConfigError: the end", "x".repeat(5000));
     let text = rejection(&job, &[terminated(&long)], &[]);
