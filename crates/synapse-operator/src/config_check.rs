@@ -144,7 +144,7 @@ pub enum Decision<'a> {
     /// Not checked yet: start the check.
     Start,
     /// The check runs.
-    Running,
+    Running(&'a CheckJob),
     /// Synapse rejected it.
     Rejected(&'a CheckJob),
 }
@@ -167,7 +167,7 @@ pub fn decide<'a>(
     match finished(job) {
         Some(true) => Decision::Passed,
         Some(false) => Decision::Rejected(job),
-        None => Decision::Running,
+        None => Decision::Running(job),
     }
 }
 
@@ -265,7 +265,7 @@ pub fn job(
 
 /// The candidate configuration Secret of a check, owned by its Job (created first) so that it
 /// goes with it.
-pub fn candidate_secret(job: &Job, data: BTreeMap<String, ByteString>) -> Secret {
+pub fn candidate_secret(job: &CheckJob, data: BTreeMap<String, ByteString>) -> Secret {
     let owner = OwnerReference {
         api_version: "batch/v1".into(),
         kind: "Job".into(),
@@ -401,45 +401,63 @@ pub enum Gate {
     Rejected(ConfigProblem),
 }
 
+/// What the check step reads.
+pub struct Inputs<'a> {
+    /// The Deployment of the main process as it runs, if it does.
+    pub running: Option<&'a CachedDeployment>,
+    /// The Synapse's check Jobs.
+    pub jobs: &'a [Arc<CheckJob>],
+    /// Whether the operator's Secret of that name exists (from its cache).
+    pub has_secret: &'a (dyn Fn(&str) -> bool + Sync),
+    /// The generated secrets, whose values a rejection must not quote.
+    pub secrets: &'a BTreeMap<String, Vec<u8>>,
+}
+
 /// The check step: decides on the desired Deployment of the main process against the one
-/// `running`, starts a check (with `config` as its candidate configuration when a pod runs
-/// the current one) and reads a rejection, redacting the values of `secrets`. Checks of other
-/// candidates are deleted, so at most one runs.
+/// running, starts a check (with `config` as its candidate configuration when a pod runs the
+/// current one) and reads a rejection. Checks of other candidates are deleted, so at most one
+/// runs.
 pub async fn gate(
     applier: &Applier,
     subject: &Subject,
     desired: &Deployment,
     config: &Secret,
-    running: Option<&CachedDeployment>,
-    jobs: &[Arc<CheckJob>],
-    secrets: &BTreeMap<String, Vec<u8>>,
+    inputs: Inputs<'_>,
 ) -> Result<Gate, Error> {
     let Some(candidate) = Candidate::of(desired) else {
         return Ok(Gate::RollOut);
     };
-    let current = running.and_then(Candidate::of_cached);
-    let decision = decide(&subject.name, current.as_ref(), &candidate, jobs);
+    let current = inputs.running.and_then(Candidate::of_cached);
+    let decision = decide(&subject.name, current.as_ref(), &candidate, inputs.jobs);
     if matches!(decision, Decision::Unchanged | Decision::Passed) {
         return Ok(Gate::RollOut);
     }
     let key = candidate.key(&subject.name);
-    let stale: Vec<Arc<CheckJob>> = (jobs.iter())
+    let stale: Vec<Arc<CheckJob>> = (inputs.jobs.iter())
         .filter(|job| job_key(job) != Some(key.as_str()))
         .cloned()
         .collect();
     delete_all(applier, &stale).await?;
     let name = job_name(&subject.name, &key);
+    // A running pod keeps reading the current configuration Secret: the candidate goes into one
+    // of its own, created after the Job it belongs to (and again when the operator stopped
+    // between the two: the check's pod waits for it).
+    let own_secret = inputs.running.is_some().then_some(name.as_str());
+    let data = || config.data.clone().unwrap_or_default();
     match decision {
         Decision::Start => {
-            // A running pod keeps reading the current configuration Secret: the candidate goes
-            // into one of its own, created with the Job it belongs to.
-            let own_secret = running.is_some().then_some(name.as_str());
             let created = applier
                 .create(&job(subject, desired, &key, own_secret))
                 .await?;
             if own_secret.is_some() {
-                let data = config.data.clone().unwrap_or_default();
-                applier.create(&candidate_secret(&created, data)).await?;
+                let created = CheckJob::from(created);
+                applier.create(&candidate_secret(&created, data())).await?;
+            }
+            Ok(Gate::Checking(name))
+        }
+        Decision::Running(job) => {
+            if own_secret.is_some() && !(inputs.has_secret)(&name) {
+                applier.create(&candidate_secret(job, data())).await?;
             }
             Ok(Gate::Checking(name))
         }
@@ -450,13 +468,13 @@ pub async fn gate(
                 .list(&ListParams::default().labels(&selector))
                 .await
                 .map_err(api_error(format!("list the pods of Job {name}")))?;
-            let values: Vec<&[u8]> = secrets.values().map(Vec::as_slice).collect();
+            let values: Vec<&[u8]> = inputs.secrets.values().map(Vec::as_slice).collect();
             Ok(Gate::Rejected(ConfigProblem::ConfigRejected {
                 job: subject.child("Job", &name),
                 output: rejection(job, &pods.items, &values),
             }))
         }
-        _ => Ok(Gate::Checking(name)),
+        Decision::Unchanged | Decision::Passed => Ok(Gate::RollOut),
     }
 }
 

@@ -97,7 +97,10 @@ fn a_check_runs_only_for_what_does_not_run_yet_and_its_job_decides() {
     let other = [check(&old, Some("Complete"))];
     assert_eq!(decide("hs", Some(&old), &new, &other), Decision::Start);
     let running = [check(&new, None)];
-    assert_eq!(decide("hs", Some(&old), &new, &running), Decision::Running);
+    assert_eq!(
+        decide("hs", Some(&old), &new, &running),
+        Decision::Running(&running[0])
+    );
     let passed = [check(&new, Some("Complete"))];
     assert_eq!(decide("hs", Some(&old), &new, &passed), Decision::Passed);
     let failed = [check(&new, Some("Failed"))];
@@ -161,12 +164,8 @@ fn the_check_job_runs_synapses_loader_in_the_new_pod_without_its_claim_or_labels
 
 #[test]
 fn the_candidate_secret_belongs_to_its_job() {
-    let mut job = job(
-        &subject(),
-        &deployment("img", "h"),
-        "k1",
-        Some("hs-check-k1"),
-    );
+    let built = job(&subject(), &deployment("img", "h"), "k1", None);
+    let mut job = CheckJob::from(built);
     job.metadata.uid = Some("job-uid".into());
     let data = BTreeMap::from([("homeserver.yaml".to_owned(), ByteString(b"a: 1".to_vec()))]);
     let secret = candidate_secret(&job, data.clone());

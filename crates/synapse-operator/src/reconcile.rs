@@ -9,6 +9,7 @@ use operator_common::error::Error;
 use operator_common::pipeline::{Converged, now};
 use operator_common::retained::{ensure, ensure_generated_secret};
 use operator_common::subject::Subject;
+use operator_common::watch::cached;
 use synapse_types::{Synapse, SynapseStatus};
 
 use crate::appservice::decide;
@@ -87,14 +88,20 @@ async fn converge(
     if running.is_none() {
         apply_config().await?;
     }
+    let secrets_cache = &ctx.caches.owned.secrets;
+    let has_secret = |name: &str| cached(secrets_cache, &subject.namespace, name).is_some();
+    let checking = config_check::Inputs {
+        running,
+        jobs: &inputs.config_checks,
+        has_secret: &has_secret,
+        secrets: &secrets,
+    };
     let gate = config_check::gate(
         applier,
         subject,
         &desired.deployment,
         &desired.config_secret,
-        running,
-        &inputs.config_checks,
-        &secrets,
+        checking,
     );
     match gate.await? {
         Gate::RollOut => {}

@@ -94,3 +94,35 @@ async fn a_change_is_checked_in_its_own_secret_while_the_running_synapse_stays()
     );
     assert_eq!(status["status"]["state"], "FAILED");
 }
+
+#[tokio::test]
+async fn a_check_whose_secret_was_not_created_gets_it() {
+    // The operator stopped between creating the Job and its candidate Secret.
+    let mut cached = running_cache(&reporting(false)).await;
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let script = vec![
+        Exchange::post(JOBS).capture(&written).echo(),
+        Exchange::post(SECRETS).reply(500, api_status(500, "InternalError", "gone")),
+    ];
+    let ctx = context(client, cached.clone());
+    api.play(script, reconcile(Arc::new(reporting(true)), ctx))
+        .await
+        .expect_err("the Secret was not created");
+    let job = check_job(&written.lock().unwrap()[0]);
+    cached.jobs.push(job);
+    let (client, api) = scripted();
+    let script = vec![
+        Exchange::post(SECRETS).body(|secret| {
+            assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "Job");
+        }),
+        event("Running", "Normal"),
+        status_write(&Bodies::default()),
+    ];
+    api.play(
+        script,
+        reconcile(Arc::new(reporting(true)), context(client, cached)),
+    )
+    .await
+    .expect("the reconciliation succeeds");
+}
