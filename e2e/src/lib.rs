@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 pub mod bench;
 pub mod charts;
+pub mod lease;
 pub mod monitoring;
 pub mod objects;
 pub mod operator_process;

@@ -48,9 +48,8 @@ impl Replica {
         self.child.id()
     }
 
-    /// Whether a Lease holder identity (`<host>_<pid>_<nanos>`) names this process.
     fn holds(&self, holder: &str) -> bool {
-        holder.split('_').nth_back(1) == Some(self.pid().to_string().as_str())
+        e2e::lease::held_by(holder, self.pid())
     }
 
     /// Whether `path` answers 200.
@@ -80,13 +79,7 @@ impl Drop for Replica {
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get_opt(LEASE)
-        .await
-        .expect("read the Lease")
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
-        .filter(|h| !h.is_empty())
+    e2e::lease::holder(leases, LEASE).await
 }
 
 fn terminate(pid: u32) {
