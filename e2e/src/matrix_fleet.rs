@@ -24,6 +24,10 @@ use crate::objects::{condition_state, create, is_running};
 
 pub const SYNAPSE_OPERATOR: &str = "synapse-operator";
 pub const BRIDGE_OPERATOR: &str = "heisenbridge-operator";
+/// Deployment, Service, configuration and generated Secrets, data volume.
+const CHILDREN_PER_SYNAPSE: usize = 5;
+/// Deployment, Service, registration Secret.
+const CHILDREN_PER_BRIDGE: usize = 3;
 const INSTANCE: &str = "app.kubernetes.io/instance";
 
 /// A child as the census sees it: who it belongs to by label, and its controlling owner
@@ -158,6 +162,11 @@ impl Fleet {
         }
     }
 
+    /// How many children the operators make for the fleet (see [`Self::assert_children`]).
+    pub fn children_expected(&self) -> usize {
+        self.size * (CHILDREN_PER_SYNAPSE + CHILDREN_PER_BRIDGE)
+    }
+
     /// The invariants a fault must not break: the exact children (see
     /// [`Self::assert_children`]), none ever recreated, every generated value kept.
     pub async fn assert_invariants(&self, history: &ObjectHistory) {
@@ -222,6 +231,11 @@ impl Fleet {
             .into_iter()
             .map(|((kind, name), child)| ((kind.to_owned(), name), child))
             .collect();
+        assert_eq!(
+            expected.len(),
+            self.children_expected(),
+            "the fleet's own count"
+        );
 
         let mut actual = BTreeMap::new();
         self.census::<Deployment>(&mut actual).await;

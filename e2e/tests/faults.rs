@@ -71,9 +71,12 @@ async fn operators_killed_and_apiserver_restarted_converge_keeping_everything() 
         restart_apiserver(&mut apiserver, &mut apiserver_rng),
     );
     eprintln!(
-        "{} kills during creation in {:?}; {} objects not converged yet",
+        "{} kills during creation in {:?}; then {} children of {} existed, {} objects not \
+         converged",
         synapse_operator.kills() + bridge_operator.kills(),
         started.elapsed(),
+        history.latest().values().filter(|v| !v.deleted).count(),
+        fleet.children_expected(),
         fleet.unconverged().await.len()
     );
     fleet
