@@ -170,7 +170,17 @@ impl Fleet {
     /// The invariants a fault must not break: the exact children (see
     /// [`Self::assert_children`]), none ever recreated, every generated value kept.
     pub async fn assert_invariants(&self, history: &ObjectHistory) {
-        self.assert_children().await;
+        let children = self.assert_children().await;
+        // The history saw each child, and only those: its watches are alive.
+        let watched: BTreeSet<(String, String)> = history
+            .latest()
+            .into_iter()
+            .filter_map(|(key, version)| (!version.deleted).then_some(key))
+            .collect();
+        assert_eq!(
+            watched, children,
+            "the history's objects are not the children"
+        );
         history.assert_never_recreated();
         self.assert_generated_values_kept(history);
     }
@@ -179,7 +189,8 @@ impl Fleet {
     /// its labels and its controlling owner (the live object, by UID), and nothing else that
     /// the operators manage or that names a Synapse or a Heisenbridge as its owner: no
     /// duplicate, no leftover, no orphan.
-    pub async fn assert_children(&self) {
+    /// Returns the children's (kind, name).
+    pub async fn assert_children(&self) -> BTreeSet<(String, String)> {
         let (synapses, bridges) = (self.list("Synapse").await, self.list("Heisenbridge").await);
         let uid = |objects: &BTreeMap<String, Value>, name: &str| {
             objects.get(name).map_or_else(String::new, |o| {
@@ -267,6 +278,7 @@ impl Fleet {
             actual.len(),
             problems.join("\n")
         );
+        expected.into_keys().collect()
     }
 
     /// Adds to `children` every `K` the operators manage or that a Synapse or Heisenbridge
