@@ -5,13 +5,19 @@ use std::path::PathBuf;
 
 pub mod bench;
 pub mod charts;
+pub mod lease;
+pub mod matrix_fleet;
 pub mod monitoring;
+pub mod object_history;
 pub mod objects;
 pub mod operator_process;
+pub mod operator_restarts;
 pub mod operators;
 pub mod pod_harness;
 pub mod postgres;
+pub mod private_apiserver;
 pub mod prometheus;
+pub mod seeded_rng;
 
 /// The repository root (the e2e crate lives one level below it).
 pub fn repo_root() -> PathBuf {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
@@ -28,6 +28,20 @@ pub fn resource(kind: &str) -> ApiResource {
 /// The objects of `kind` (see [`resource`]) in `namespace`.
 pub fn namespaced(client: &kube::Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &resource(kind))
+}
+
+/// Creates an object of one of our kinds from its spec, as a user writes it.
+pub async fn create(api: &Api<DynamicObject>, kind: &str, name: &str, spec: Value) {
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "synapse.opdev.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .expect("an object");
+    api.create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| panic!("create {kind} {name}: {e}"));
 }
 
 /// The object as JSON; panics when it cannot be read.
@@ -64,6 +78,15 @@ pub fn condition_message(object: &Value, type_: &str) -> String {
         .and_then(|c| c["message"].as_str())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Whether a Synapse is Ready for its current generation and `RUNNING`.
+pub fn is_running(synapse: &Value) -> bool {
+    let generation = &synapse["metadata"]["generation"];
+    condition_state(synapse, "Ready") == ("True".into(), "Running".into())
+        && condition(synapse, "Ready").is_some_and(|c| &c["observedGeneration"] == generation)
+        && &synapse["status"]["observedGeneration"] == generation
+        && synapse["status"]["state"] == "RUNNING"
 }
 
 /// Waits until `check` holds for the object, returning it; the panic shows its last status.

@@ -247,6 +247,21 @@ impl OperatorProcess {
         Some(metric_sum(&self.metrics_text()?, name))
     }
 
+    /// SIGKILL, as a node failure or an OOM kill does; returns the exit status, which is the
+    /// process's own when it had already exited (a panic, an error).
+    pub fn kill(&mut self) -> ExitStatus {
+        if let Some(status) = self.try_exit() {
+            return status;
+        }
+        let _ = self.child.kill();
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|e| panic!("wait for {}: {e}", self.name));
+        self.exit = Some(status);
+        status
+    }
+
     /// Stops the process like Kubernetes does: SIGTERM, SIGKILL after a grace period.
     pub fn stop(&mut self) -> ExitStatus {
         if self.try_exit().is_none() {
@@ -257,18 +272,7 @@ impl OperatorProcess {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        match self.try_exit() {
-            Some(status) => status,
-            None => {
-                let _ = self.child.kill();
-                let status = self
-                    .child
-                    .wait()
-                    .unwrap_or_else(|e| panic!("wait for {}: {e}", self.name));
-                self.exit = Some(status);
-                status
-            }
-        }
+        self.kill()
     }
 }
 

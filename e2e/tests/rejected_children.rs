@@ -70,17 +70,7 @@ impl Plane {
     }
 
     async fn create(&self, kind: &str, name: &str, spec: Value) {
-        let object: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "synapse.opdev.io/v1alpha1",
-            "kind": kind,
-            "metadata": {"name": name},
-            "spec": spec,
-        }))
-        .expect("a valid object");
-        self.api(kind)
-            .create(&PostParams::default(), &object)
-            .await
-            .unwrap_or_else(|e| panic!("create {kind} {name}: {e}"));
+        e2e::objects::create(&self.api(kind), kind, name, spec).await;
     }
 
     async fn patch_spec(&self, kind: &str, name: &str, spec: Value) {

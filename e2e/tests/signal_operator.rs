@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e::objects::{
-    condition, condition_message, condition_state, get_json, resource, wait_object,
+    condition, condition_message, condition_state, create, get_json, resource, wait_object,
 };
 use e2e::operator_process::OperatorProcess;
 use e2e::operators::install_crds;
@@ -138,19 +138,6 @@ async fn start_operator(namespace: &str) -> OperatorProcess {
     let mut operator = OperatorProcess::builder(OPERATOR, namespace).start();
     operator.wait_ready(TIMEOUT).await;
     operator
-}
-
-async fn create(api: &Api<DynamicObject>, kind: &str, name: &str, spec: Value) {
-    let object: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "synapse.opdev.io/v1alpha1",
-        "kind": kind,
-        "metadata": {"name": name},
-        "spec": spec,
-    }))
-    .expect("an object");
-    api.create(&PostParams::default(), &object)
-        .await
-        .unwrap_or_else(|e| panic!("create {kind} {name}: {e}"));
 }
 
 async fn create_synapse(plane: &Plane, name: &str, server_name: &str) {

@@ -118,16 +118,7 @@ pub fn synapses(client: &Client, namespace: &str) -> Api<DynamicObject> {
 
 /// Creates a Synapse from its spec, written as a user writes it.
 pub async fn create_synapse(api: &Api<DynamicObject>, name: &str, spec: Value) {
-    let object: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "synapse.opdev.io/v1alpha1",
-        "kind": "Synapse",
-        "metadata": {"name": name},
-        "spec": spec,
-    }))
-    .expect("a Synapse object");
-    api.create(&PostParams::default(), &object)
-        .await
-        .unwrap_or_else(|e| panic!("create Synapse {name}: {e}"));
+    e2e::objects::create(api, "Synapse", name, spec).await;
 }
 
 /// A Synapse as JSON (metadata, spec, status).
@@ -150,7 +141,9 @@ pub async fn patch_spec(api: &Api<DynamicObject>, name: &str, spec: Value) {
     .unwrap_or_else(|e| panic!("patch Synapse {name}: {e}"));
 }
 
-pub use e2e::objects::{condition, condition_state};
+// Each test crate uses a different part of these.
+#[allow(unused_imports)]
+pub use e2e::objects::{condition, condition_state, is_running};
 
 /// Waits until `check` holds for the Synapse, returning it; the panic shows the last status.
 pub async fn wait_synapse(
@@ -175,15 +168,6 @@ pub async fn wait_synapse(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Whether the Synapse is Ready for its current generation and `RUNNING`.
-pub fn is_running(synapse: &Value) -> bool {
-    let generation = &synapse["metadata"]["generation"];
-    condition_state(synapse, "Ready") == ("True".into(), "Running".into())
-        && condition(synapse, "Ready").is_some_and(|c| &c["observedGeneration"] == generation)
-        && &synapse["status"]["observedGeneration"] == generation
-        && synapse["status"]["state"] == "RUNNING"
 }
 
 pub async fn wait_running(api: &Api<DynamicObject>, name: &str) -> Value {
