@@ -1,16 +1,18 @@
-//! A small seeded random generator (SplitMix64) for fault tests: the seed is printed, and an
+//! The seeded random choices of fault tests (fastrand's generator): the seed is printed, and an
 //! environment variable replays a run's random choices.
 
 use std::ops::Range;
 use std::time::Duration;
 
 pub struct SeededRng {
-    state: u64,
+    rng: fastrand::Rng,
 }
 
 impl SeededRng {
     pub fn new(seed: u64) -> Self {
-        Self { state: seed }
+        Self {
+            rng: fastrand::Rng::with_seed(seed),
+        }
     }
 
     /// Seeded from `variable` when it is set, else from the clock; prints the seed for `user`
@@ -30,24 +32,16 @@ impl SeededRng {
         Self::new(seed)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     /// A duration drawn uniformly from `range` (millisecond resolution).
     pub fn duration(&mut self, range: Range<Duration>) -> Duration {
         let low = range.start.as_millis() as u64;
-        let span = (range.end.as_millis() as u64).saturating_sub(low).max(1);
-        Duration::from_millis(low + self.next_u64() % span)
+        let high = (range.end.as_millis() as u64).max(low + 1);
+        Duration::from_millis(self.rng.u64(low..high))
     }
 
     /// A child generator, so concurrent tasks each draw their own sequence from one seed.
     pub fn fork(&mut self) -> Self {
-        Self::new(self.next_u64())
+        Self::new(self.rng.u64(..))
     }
 }
 
