@@ -52,6 +52,30 @@ fn check(text: &str) {
     assert_eq!(user_registration(&written, URL), Ok(written.clone()));
 }
 
+/// A registration with each field an odd value or a usual one, the users namespaces included.
+fn registration_shaped() -> impl Strategy<Value = String> {
+    let usual =
+        |usual: &'static str| prop_oneof![8 => Just(usual.to_owned()), 1 => fuzzing::value()];
+    let regex = prop_oneof![
+        2 => Just("'@irc_.*'".to_owned()),
+        1 => "'@[a-z_./*+?:()\\[\\]|^$-]{1,16}'",
+        1 => fuzzing::value(),
+    ];
+    // The bot's own namespace, which Heisenbridge does not count among the puppets'.
+    let bot_regex = prop_oneof![8 => Just("'@ircbot:.*'".to_owned()), 1 => regex.clone()];
+    (
+        (usual("irc"), usual("aaa"), usual("bbb"), usual("ircbot"), usual("http://x")),
+        (regex.clone(), usual("true"), bot_regex, usual("yes"), usual("no")),
+    )
+        .prop_map(|((id, a, h, localpart, url), (r1, e1, r2, e2, rate))| {
+            format!(
+                "id: {id}\nurl: {url}\nas_token: {a}\nhs_token: {h}\nsender_localpart: {localpart}\n\
+                 rate_limited: {rate}\nnamespaces:\n  users:\n    - regex: {r1}\n      exclusive: {e1}\n\
+                 \x20   - regex: {r2}\n      exclusive: {e2}\n  aliases: []\n  rooms: []\n"
+            )
+        })
+}
+
 operator_common::fuzz_text_properties!(check, VOCABULARY, "registration");
 
 proptest! {
@@ -63,5 +87,17 @@ proptest! {
         if let Some(tokens) = tokens_of(&bytes) {
             prop_assert!(!tokens.as_token.is_empty() && !tokens.hs_token.is_empty());
         }
+    }
+}
+
+proptest! {
+    // Half the cases: a quarter of these files pass the checks, and each then compiles its
+    // regexes and is checked a second time.
+    #![proptest_config(fuzzing::config(2))]
+
+    /// Files of a registration's shape with odd values: most mutated seeds break a rule early.
+    #[test]
+    fn registration_shaped_files_are_checked(text in registration_shaped()) {
+        check(&text);
     }
 }

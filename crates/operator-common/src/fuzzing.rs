@@ -194,8 +194,8 @@ fn quoted() -> impl Strategy<Value = String> {
     any::<String>().prop_map(|s| serde_json::Value::String(s).to_string())
 }
 
-/// A value for a mutation to put in: an odd scalar, or any string.
-fn value() -> impl Strategy<Value = String> {
+/// A scalar value: an odd scalar, or any string.
+pub fn value() -> impl Strategy<Value = String> {
     prop_oneof![3 => select(ODD_SCALARS).prop_map(str::to_owned), 1 => quoted()]
 }
 
