@@ -246,3 +246,7 @@ fn check_puppet_namespace(users: &[Value], localpart: &str, violations: &mut Vec
 #[cfg(test)]
 #[path = "registration_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "registration_fuzz_tests.rs"]
+mod fuzz_tests;

@@ -2,7 +2,7 @@
 //! PyYAML (YAML 1.1) and Heisenbridge with ruamel.yaml (YAML 1.2), and JSON means the same to
 //! both. Pure.
 
-use operator_common::yaml11::Value;
+use operator_common::yaml11::{Value, escape_unprintable};
 
 /// A part of a registration JSON cannot carry (a timestamp, binary data, a non-string key,
 /// NaN...).
@@ -126,8 +126,9 @@ fn write_json(value: &Json, depth: usize, out: &mut String) {
     }
 }
 
+/// A JSON string PyYAML reads back as `s`: what its reader refuses or folds is escaped.
 fn json_string(s: &str) -> String {
-    serde_json::Value::String(s.to_owned()).to_string()
+    escape_unprintable(&serde_json::Value::String(s.to_owned()).to_string())
 }
 
 /// A finite float written so that PyYAML reads it back as the same float: YAML 1.1 wants a

@@ -244,3 +244,25 @@ fn strings_are_escaped_for_both_readers() {
     let (yaml, _) = reread(&text);
     assert_eq!(yaml, value);
 }
+
+#[test]
+fn characters_pyyaml_refuses_or_folds_are_written_escaped() {
+    // Found by the fuzzing: a token written `"\x7f"` was copied as the raw character, and
+    // Synapse refuses a file holding one ("unacceptable character"); a raw U+0085 it reads
+    // as a space.
+    let file = fixture("valid.yaml").replace(
+        "as_token: userAsTokenFromTheConfigMap0123456789",
+        r#"as_token: "a\x7fb\u0085c\x80""#,
+    );
+    let text = user_registration(&file, URL).unwrap();
+    assert!(
+        text.contains(r#""as_token": "a\u007fb\u0085c\u0080""#),
+        "{text}"
+    );
+    assert!(text.chars().all(yaml11::printable));
+    let (yaml, _) = reread(&text);
+    assert_eq!(
+        yaml.get("as_token"),
+        Some(&Value::Str("a\u{7f}b\u{85}c\u{80}".into()))
+    );
+}

@@ -11,6 +11,8 @@ pub mod controller;
 pub mod database;
 pub mod error;
 pub mod events;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
 pub mod grant;
 pub mod health;
 pub mod http;

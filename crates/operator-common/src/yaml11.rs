@@ -7,8 +7,17 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// How deeply collections may nest. A config file needs a handful of levels; without a limit a
+/// deeply indented file exhausts the stack (the parser limits flow collections only).
+pub const MAX_DEPTH: usize = 128;
+
+/// How many values a document may expand to, aliases counted as the copies they become: more
+/// than a ConfigMap's 1 MiB can hold without aliases, far less than an alias bomb ("billion
+/// laughs") would build.
+pub const MAX_VALUES: usize = 1_000_000;
 
 /// A value as PyYAML's safe loader builds it.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,14 +50,19 @@ impl Value {
 
     /// The value as JSON, which Synapse reads back the same (JSON is YAML); `None` when it holds
     /// what JSON cannot: [`Value::Other`], a non-finite float, an integer beyond 64 bits or a
-    /// mapping key that is no string.
+    /// mapping key that is no string; or a float JSON writes in a form YAML 1.1 reads as a
+    /// string (`1e20`: YAML 1.1 floats need a `.` and a signed exponent).
     pub fn to_json(&self) -> Option<serde_json::Value> {
         use serde_json::Value as Json;
         Some(match self {
             Value::Null => Json::Null,
             Value::Bool(b) => Json::Bool(*b),
             Value::Int(i) => Json::from(i64::try_from(*i).ok()?),
-            Value::Float(f) => Json::Number(serde_json::Number::from_f64(*f)?),
+            Value::Float(f) => {
+                let number = serde_json::Number::from_f64(*f)?;
+                FLOAT.is_match(&number.to_string()).then_some(())?;
+                Json::Number(number)
+            }
             Value::Str(s) => Json::String(s.clone()),
             Value::Other(_) => return None,
             Value::Seq(items) => {
@@ -110,20 +124,38 @@ pub enum Yaml11Error {
     BadTaggedValue { tag: String, line: usize },
     #[error("`<<` merge key at line {line} must hold a mapping or a list of mappings")]
     BadMerge { line: usize },
+    #[error(
+        "the document nests lists and mappings deeper than {MAX_DEPTH} levels (at line {line}): flatten it"
+    )]
+    TooDeep { line: usize },
+    #[error(
+        "the document expands to more than {MAX_VALUES} values (at line {line}; an alias counts as a copy of what it names): make it smaller"
+    )]
+    TooLarge { line: usize },
 }
 
 /// Parses one YAML document with PyYAML `safe_load` semantics. An empty file is `Value::Null`.
 pub fn parse(text: &str) -> Result<Value, Yaml11Error> {
     let mut builder = Builder::default();
-    Parser::new_from_str(text)
-        .load(&mut builder, true)
-        .map_err(|e| Yaml11Error::Syntax {
-            line: e.marker().line(),
-            column: e.marker().col() + 1,
-            message: e.info().to_string(),
+    // The events are pulled one by one rather than through `Parser::load`, which recurses once
+    // per nesting level: the builder keeps its own stack and limits it.
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| match e.info() {
+            // The scanner's own limit on flow collections, which it may meet first.
+            "recursion limit exceeded" => Yaml11Error::TooDeep {
+                line: e.marker().line(),
+            },
+            info => Yaml11Error::Syntax {
+                line: e.marker().line(),
+                column: e.marker().col() + 1,
+                message: info.to_string(),
+            },
         })?;
-    if let Some(err) = builder.error {
-        return Err(err);
+        if event == Event::StreamEnd {
+            break;
+        }
+        builder.handle(event, mark)?;
     }
     match builder.documents.len() {
         0 => Ok(Value::Null),
@@ -132,9 +164,11 @@ pub fn parse(text: &str) -> Result<Value, Yaml11Error> {
     }
 }
 
+/// A collection being built: its anchor id, the count of values built before it started (so
+/// its size is known when it ends), and its content.
 enum Frame {
-    Seq(usize, Vec<Value>),
-    Map(usize, Vec<(Value, Value)>, Option<Key>),
+    Seq(usize, usize, Vec<Value>),
+    Map(usize, usize, Vec<(Value, Value)>, Option<Key>),
 }
 
 /// A mapping key waiting for its value; a plain `<<` is PyYAML's merge key.
@@ -146,71 +180,95 @@ enum Key {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored values by id, with the number of values each expands to.
+    anchors: HashMap<usize, (Value, usize)>,
     documents: Vec<Value>,
-    error: Option<Yaml11Error>,
-}
-
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Err(err) = self.handle(event, mark) {
-            self.error = Some(err);
-        }
-    }
+    /// Values built so far, each alias counted as the copy it becomes.
+    values: usize,
 }
 
 impl Builder {
     fn handle(&mut self, event: Event, mark: Marker) -> Result<(), Yaml11Error> {
         match event {
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(anchor, Vec::new())),
+            Event::SequenceStart(anchor, _) => {
+                let start = self.open(mark)?;
+                self.stack.push(Frame::Seq(anchor, start, Vec::new()));
+            }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(anchor, Vec::new(), None));
+                let start = self.open(mark)?;
+                self.stack.push(Frame::Map(anchor, start, Vec::new(), None));
             }
             Event::SequenceEnd => {
-                if let Some(Frame::Seq(anchor, items)) = self.stack.pop() {
-                    self.complete(anchor, Value::Seq(items), mark)?;
+                if let Some(Frame::Seq(anchor, start, items)) = self.stack.pop() {
+                    self.complete(anchor, Value::Seq(items), start, mark)?;
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map(anchor, entries, _)) = self.stack.pop() {
-                    self.complete(anchor, Value::Map(entries), mark)?;
+                if let Some(Frame::Map(anchor, start, entries, _)) = self.stack.pop() {
+                    self.complete(anchor, Value::Map(entries), start, mark)?;
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
                 if style == TScalarStyle::Plain
                     && tag.is_none()
                     && text == "<<"
-                    && let Some(Frame::Map(_, _, pending @ None)) = self.stack.last_mut()
+                    && let Some(Frame::Map(_, _, _, pending @ None)) = self.stack.last_mut()
                 {
                     *pending = Some(Key::Merge);
                     return Ok(());
                 }
+                let start = self.values;
+                self.count(1, mark)?;
                 let value = resolve_scalar(text, style, tag.as_ref(), mark)?;
-                self.complete(anchor, value, mark)?;
+                self.complete(anchor, value, start, mark)?;
             }
             Event::Alias(id) => {
-                let value = self
+                let size = self
                     .anchors
                     .get(&id)
-                    .cloned()
+                    .map(|(_, size)| *size)
                     .ok_or(Yaml11Error::UnknownAlias { line: mark.line() })?;
+                // Counted before the copy is made: that is what keeps an alias bomb bounded.
+                self.count(size, mark)?;
+                let value = self.anchors[&id].0.clone();
                 self.push(value, mark)?;
             }
-            Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd
-            | Event::Nothing => {}
+            // An alias never reaches into another document (PyYAML's rule too).
+            Event::DocumentStart => self.anchors.clear(),
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
         Ok(())
     }
 
-    fn complete(&mut self, anchor: usize, value: Value, mark: Marker) -> Result<(), Yaml11Error> {
+    /// A collection starts: one more value, one more level. Returns the count before it.
+    fn open(&mut self, mark: Marker) -> Result<usize, Yaml11Error> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(Yaml11Error::TooDeep { line: mark.line() });
+        }
+        let start = self.values;
+        self.count(1, mark)?;
+        Ok(start)
+    }
+
+    fn count(&mut self, values: usize, mark: Marker) -> Result<(), Yaml11Error> {
+        self.values = self.values.saturating_add(values);
+        if self.values > MAX_VALUES {
+            return Err(Yaml11Error::TooLarge { line: mark.line() });
+        }
+        Ok(())
+    }
+
+    /// `value` is built; it holds the values counted since `start`.
+    fn complete(
+        &mut self,
+        anchor: usize,
+        value: Value,
+        start: usize,
+        mark: Marker,
+    ) -> Result<(), Yaml11Error> {
         if anchor != 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors
+                .insert(anchor, (value.clone(), self.values - start));
         }
         self.push(value, mark)
     }
@@ -218,8 +276,8 @@ impl Builder {
     fn push(&mut self, value: Value, mark: Marker) -> Result<(), Yaml11Error> {
         match self.stack.last_mut() {
             None => self.documents.push(value),
-            Some(Frame::Seq(_, items)) => items.push(value),
-            Some(Frame::Map(_, entries, pending)) => match pending.take() {
+            Some(Frame::Seq(_, _, items)) => items.push(value),
+            Some(Frame::Map(_, _, entries, pending)) => match pending.take() {
                 None => *pending = Some(Key::Value(value)),
                 Some(Key::Merge) => merge_into(entries, value, mark)?,
                 Some(Key::Value(key)) => entries.push((key, value)),
@@ -254,6 +312,29 @@ fn merge_into(
         *entries = merged_entries;
     }
     Ok(())
+}
+
+/// Whether PyYAML's reader accepts `c` anywhere in a stream (its `NON_PRINTABLE` set): Synapse
+/// fails to start on a file holding any other character, even inside a quoted string.
+pub fn printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+}
+
+/// JSON text with every character PyYAML refuses, and the line breaks besides `\n` it folds into
+/// a space inside a quoted string (`\u{85}`, and `\u{2028}` and `\u{2029}` for YAML 1.2
+/// readers), written as a `\u` escape, which means the same to any JSON or YAML reader. Outside
+/// its strings JSON text is ASCII: only strings change.
+pub fn escape_unprintable(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if printable(c) && !matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}') {
+            out.push(c);
+        } else {
+            // Every such character is in the Basic Multilingual Plane: one escape.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        }
+    }
+    out
 }
 
 static BOOL: LazyLock<Regex> = LazyLock::new(|| {
@@ -291,12 +372,11 @@ fn resolve_scalar(
         tag: tag.to_string(),
         line: mark.line(),
     };
-    if let Some(tag) = tag {
+    // PyYAML resolves a scalar with the non-specific tag `!` as if it were plain, quoted or not.
+    let non_specific = tag.is_some_and(|tag| format!("{}{}", tag.handle, tag.suffix) == "!");
+    if let Some(tag) = tag.filter(|_| !non_specific) {
         let name = if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" {
             tag.suffix.as_str()
-        } else if tag.handle == "!" && tag.suffix.is_empty() {
-            // The non-specific tag `!` makes a plain scalar a string.
-            "str"
         } else {
             return Err(bad(&format!("{}{}", tag.handle, tag.suffix)));
         };
@@ -314,7 +394,7 @@ fn resolve_scalar(
             other => Err(bad(&format!("!!{other}"))),
         };
     }
-    if style != TScalarStyle::Plain {
+    if style != TScalarStyle::Plain && !non_specific {
         return Ok(Value::Str(text));
     }
     Ok(if BOOL.is_match(&text) {
@@ -389,3 +469,7 @@ fn parse_float(text: &str) -> Value {
 #[cfg(test)]
 #[path = "yaml11_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "yaml11_fuzz_tests.rs"]
+mod fuzz_tests;

@@ -123,3 +123,75 @@ fn to_json_keeps_the_yaml_1_1_meaning_or_refuses() {
     assert_eq!(top("k: {1: a}", "k").to_json(), None);
     assert_eq!(top("k: .nan", "k").to_json(), None);
 }
+
+// Regression tests of what the fuzzing (yaml11_fuzz_tests.rs) found.
+
+#[test]
+fn deep_block_nesting_is_refused_not_a_stack_overflow() {
+    // Parser::load recursed once per level: a thousand indented levels overflowed the stack.
+    let indented: String = (0..1000)
+        .map(|i| format!("{}- \n", " ".repeat(i * 2)))
+        .collect();
+    let one_line = "- ".repeat(100_000) + "x";
+    let flow = "{a: ".repeat(100_000);
+    for text in [indented, one_line, flow] {
+        let err = parse(&text).unwrap_err();
+        assert!(matches!(err, Yaml11Error::TooDeep { .. }), "{err:?}");
+        assert!(err.to_string().contains("deeper than 128 levels"), "{err}");
+    }
+    let at_the_limit = "- ".repeat(MAX_DEPTH) + "x";
+    assert!(parse(&at_the_limit).is_ok());
+}
+
+#[test]
+fn a_billion_laughs_is_refused_before_it_is_built() {
+    // Each alias was a full copy: nine levels of ten aliases built 10^9 values.
+    let bomb = include_str!("../fuzz/dos/alias-bomb.yaml");
+    let started = std::time::Instant::now();
+    let err = parse(bomb).unwrap_err();
+    assert!(matches!(err, Yaml11Error::TooLarge { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("an alias counts as a copy"),
+        "{err}"
+    );
+    // Bounded work: well under what building it would take, even in a debug build.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // Aliases within the limit still read, merge keys included.
+    let small = "a: &a [x, y]\nb: [*a, *a]\nc: &c {k: 1}\nd: {<<: [*c, *c]}\n";
+    assert!(parse(small).is_ok());
+}
+
+#[test]
+fn the_non_specific_tag_resolves_like_a_plain_scalar() {
+    // PyYAML gives `! yes` and even `! 'yes'` the plain scalar's meaning: True, not "yes".
+    assert_eq!(top("k: ! yes", "k"), Value::Bool(true));
+    assert_eq!(top("k: ! 'no'", "k"), Value::Bool(false));
+    assert_eq!(top("k: ! \"12\"", "k"), Value::Int(12));
+    assert_eq!(top("k: ! 0o17", "k"), Value::Str("0o17".into()));
+}
+
+#[test]
+fn floats_json_writes_with_an_exponent_are_not_copied() {
+    // serde_json writes 1e20 as `1e20`, which YAML 1.1 reads as a string.
+    assert_eq!(top("k: 1.0e+20", "k").to_json(), None);
+    assert_eq!(top("k: 1.0e-7", "k").to_json(), None);
+    assert_eq!(top("k: 1.5", "k").to_json(), Some(serde_json::json!(1.5)));
+}
+
+#[test]
+fn json_for_pyyaml_escapes_what_it_refuses_or_folds() {
+    let json = serde_json::to_string(&serde_json::json!({"k": "a\u{80}b\u{85}c\u{7f}d\u{fffe}é"}))
+        .unwrap();
+    let escaped = escape_unprintable(&json);
+    assert_eq!(escaped, r#"{"k":"a\u0080b\u0085c\u007fd\ufffeé"}"#);
+    assert_eq!(
+        parse(&escaped).unwrap().get("k"),
+        Some(&Value::Str("a\u{80}b\u{85}c\u{7f}d\u{fffe}é".into()))
+    );
+    for c in ['a', '\n', '\u{85}', 'é', '𝄞'] {
+        assert!(printable(c), "{c:?}");
+    }
+    for c in ['\0', '\u{7f}', '\u{80}', '\u{9f}', '\u{fffe}', '\u{1b}'] {
+        assert!(!printable(c), "{c:?}");
+    }
+}

@@ -214,6 +214,11 @@ fn prepare(
     if !checked.has_logging {
         set(&mut root, &["logging"], default_logging());
     }
+    // serde_yaml reads some files it cannot write (a tagged mapping key): refused here, where
+    // the user is told, rather than when `finish` writes the file.
+    if serde_yaml::to_string(&root).is_err() {
+        return Err(ConfigProblem::Unwritable);
+    }
     Ok(Prepared {
         root,
         bot_username: checked.bot_username,
@@ -235,3 +240,7 @@ fn default_logging() -> Value {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "config_fuzz_tests.rs"]
+mod fuzz_tests;

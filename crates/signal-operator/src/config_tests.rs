@@ -13,7 +13,7 @@ pub(crate) fn keys() -> Keys {
     }
 }
 
-fn owned<'a>(keys: &'a Keys, admins: &'a [String]) -> Owned<'a> {
+pub(crate) fn owned<'a>(keys: &'a Keys, admins: &'a [String]) -> Owned<'a> {
     Owned {
         homeserver_url: "http://hs.ns.svc:8008",
         domain: "matrix.example.org",
@@ -418,4 +418,27 @@ fn a_bridgev2_file_keeps_its_example_permissions_exactly_or_is_refused() {
     expected.insert(string("@root:matrix.example.org"), string("admin"));
     assert_eq!(permissions_of(&config), expected);
     assert_eq!(config.migration, None);
+}
+
+#[test]
+fn a_file_serde_yaml_cannot_write_back_is_refused_not_a_panic() {
+    // Found by the fuzzing: a tagged mapping key reads, but writing the config failed and
+    // `finish` panicked.
+    let keys = keys();
+    for file in [
+        "permissions:\n  ! yes: homeserver\n",
+        "network:\n  !foo key: 1\n",
+    ] {
+        assert_eq!(
+            user_config(file, &owned(&keys, &[])).unwrap_err(),
+            ConfigProblem::Unwritable,
+            "{file}"
+        );
+    }
+    // A tagged value is written back.
+    let config = sqlite(user_config(
+        "network:\n  key: !foo value\n",
+        &owned(&keys, &[]),
+    ));
+    assert!(config.file.contains("key: !foo value"), "{}", config.file);
 }

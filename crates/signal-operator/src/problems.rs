@@ -16,6 +16,12 @@ pub enum ConfigProblem {
     Yaml(String),
     #[error("it is empty")]
     Empty,
+    /// serde_yaml reads it but cannot write it back (its message is not the user's concern).
+    #[error(
+        "it holds a value the operator cannot write back, such as a mapping key with a tag \
+         (`! yes: ...`): remove the tag"
+    )]
+    Unwritable,
     #[error(
         "it holds {0} instead of a mapping of config sections (homeserver, appservice, bridge, \
          database, ...)"

@@ -7,6 +7,7 @@
 
 use std::sync::LazyLock;
 
+use operator_common::yaml11::escape_unprintable;
 use regex::Regex;
 use serde::Serialize;
 
@@ -168,10 +169,10 @@ pub fn render_registration(input: &RegistrationInput<'_>) -> String {
         msc3202: input.msc3202,
         msc4190: input.msc4190,
     };
-    let mut file =
+    let file =
         serde_json::to_string_pretty(&registration).expect("a registration serialises to JSON");
-    file.push('\n');
-    file
+    // The template's prefix and suffix are the user's: what PyYAML refuses in them is escaped.
+    escape_unprintable(&file) + "\n"
 }
 
 #[cfg(test)]

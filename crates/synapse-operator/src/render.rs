@@ -5,6 +5,7 @@
 //! Both YAML files are written as JSON, which is also YAML: every string is quoted, so nothing
 //! can change meaning under Synapse's YAML 1.1 reader (a path named `no` stays a string).
 
+use operator_common::yaml11::escape_unprintable;
 use serde_json::{Value, json};
 
 use crate::homeserver_file::{DEFAULT_CLIENT_PORT, InlineSecrets};
@@ -205,9 +206,10 @@ fn sqlite_database() -> Value {
     json!({"name": "sqlite3", "args": {"database": format!("{}/homeserver.db", paths::DATA_DIR)}})
 }
 
+/// The file: JSON, with what PyYAML refuses in a stream escaped (a user's strings are copied).
 pub fn to_file(config: &Value) -> String {
     let body = serde_json::to_string_pretty(config).expect("a JSON value always serialises");
-    format!("{HEADER}{body}\n")
+    format!("{HEADER}{}\n", escape_unprintable(&body))
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@ use crate::fetch::Inputs;
 use operator_common::grant::{NotGranted, REFERENCE_NOT_GRANTED};
 use operator_common::input::{ConfigMapInput, InputProblem};
 
-use crate::homeserver_file::{HomeserverFacts, HomeserverFileError, read_homeserver_file};
+use crate::homeserver_file::{
+    HomeserverFacts, HomeserverFileError, ServerNameError, read_homeserver_file,
+    validate_server_name,
+};
 use crate::metrics::{MetricsProblem, ServedMetrics, served};
 use crate::public::{ExposeProblem, Public, public};
 use crate::render::{Values, render_values_homeserver};
@@ -93,6 +96,8 @@ pub enum ConfigProblem {
         name: String,
         field: &'static str,
     },
+    #[error("spec.homeserver.values.serverName: {0}")]
+    InvalidValuesServerName(ServerNameError),
     #[error(
         "server_name changed from {recorded:?} to {found:?}: a Matrix server cannot change its name (user IDs, rooms and signatures are bound to it); restore server_name {recorded:?} or create a new Synapse"
     )]
@@ -148,6 +153,7 @@ impl ConfigProblem {
                 | HomeserverFileError::InvalidServerName(_) => "InvalidServerName",
                 _ => "InvalidHomeserverConfig",
             },
+            ConfigProblem::InvalidValuesServerName(_) => "InvalidServerName",
             ConfigProblem::ServerNameChanged { .. } => "ServerNameChanged",
             ConfigProblem::NoSource => "NoConfigurationSource",
             ConfigProblem::DatabaseConflict { .. } => "DatabaseConflict",
@@ -229,7 +235,7 @@ pub fn resolve(
             server_name: values.server_name.clone(),
             report_stats: values.report_stats,
             enable_registration: values.enable_registration,
-        }),
+        })?,
         (None, Some(input)) => from_config_map(input)?,
         // The CRD's validation forbids this; an object stored under an older CRD may still have it.
         (None, None) => return Err(ConfigProblem::NoSource),
@@ -265,16 +271,19 @@ pub fn check_database(
     }
 }
 
-fn from_values(values: &Values) -> ResolvedConfig {
+fn from_values(values: &Values) -> Result<ResolvedConfig, ConfigProblem> {
+    // The CRD's rule lets through names Synapse refuses (port 0 or 99999, brackets holding no
+    // IPv6 address), and an object stored under an older CRD was not checked at all.
+    validate_server_name(&values.server_name).map_err(ConfigProblem::InvalidValuesServerName)?;
     let base_file = render_values_homeserver(values);
     // Read back like a user's file, so the facts cannot disagree with what was rendered.
     let facts = read_homeserver_file(&base_file).expect("the rendered homeserver.yaml reads back");
-    ResolvedConfig {
+    Ok(ResolvedConfig {
         base_file,
         facts,
         public: None,
         metrics: None,
-    }
+    })
 }
 
 fn from_config_map(input: &ConfigMapInput) -> Result<ResolvedConfig, ConfigProblem> {
@@ -303,6 +312,10 @@ fn from_config_map(input: &ConfigMapInput) -> Result<ResolvedConfig, ConfigProbl
         }),
     }
 }
+
+#[cfg(test)]
+#[path = "resolve_fuzz_tests.rs"]
+mod fuzz_tests;
 
 #[cfg(test)]
 mod tests {
@@ -403,6 +416,29 @@ mod tests {
             let cm = config_map(text);
             let problem = resolve(&cm_spec(), input(Some(&cm)).as_ref(), None).unwrap_err();
             assert_eq!(problem.reason(), reason, "{text}: {problem}");
+        }
+    }
+
+    #[test]
+    fn a_values_server_name_the_crd_lets_through_is_refused_not_a_panic() {
+        // Found by the fuzzing: the CRD's pattern accepts these, and the rendered file failed
+        // its own read-back, which panicked the reconciliation.
+        for name in [
+            "example.com:0",
+            "example.com:99999",
+            "[::::::::::]",
+            "[1.2.3.4]",
+        ] {
+            let mut spec = values_spec();
+            spec.values.as_mut().unwrap().server_name = name.into();
+            let problem = resolve(&spec, None, None).unwrap_err();
+            assert_eq!(problem.reason(), "InvalidServerName", "{name}");
+            assert!(
+                problem
+                    .to_string()
+                    .starts_with("spec.homeserver.values.serverName: server name"),
+                "{problem}"
+            );
         }
     }
 
