@@ -77,7 +77,8 @@ impl Children {
     }
 
     /// The children of the `i`th set in `namespace`: the template's, each name and reference
-    /// renamed.
+    /// renamed. A Secret's data, base64, keeps the template's names: the same bytes to store,
+    /// which is all the floor needs of it.
     pub fn set(&self, i: usize, namespace: &str) -> Result<Vec<Desired>> {
         let (from, to) = (synapse_name(0), synapse_name(i));
         self.objects
