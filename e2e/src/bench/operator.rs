@@ -39,6 +39,8 @@ pub struct Operator {
     /// `synapse-operator` exposed `synapse_operator_…`. The benchmark may measure such a build.
     old_prefix: String,
     child: Child,
+    /// When the process was started.
+    started: Instant,
     binary: PathBuf,
     health_addr: SocketAddr,
     metrics_addr: SocketAddr,
@@ -76,6 +78,7 @@ impl Operator {
             old_prefix: name.replace('-', "_"),
             name,
             child,
+            started: Instant::now(),
             binary: binary.to_path_buf(),
             health_addr,
             metrics_addr,
@@ -107,17 +110,17 @@ impl Operator {
         Ok(())
     }
 
-    /// Waits until `/readyz` answers 200 (its caches are synced).
+    /// Waits until `/readyz` answers 200 (its caches are synced); returns how long after its
+    /// start that was.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<Duration> {
-        let started = Instant::now();
         loop {
             self.check_running()?;
             let addr = self.health_addr;
             let answer = tokio::task::spawn_blocking(move || http_get(addr, "/readyz")).await?;
             if answer.is_ok_and(|(code, _)| code == 200) {
-                return Ok(started.elapsed());
+                return Ok(self.started.elapsed());
             }
-            if started.elapsed() > timeout {
+            if self.started.elapsed() > timeout {
                 bail!(
                     "the operator is not ready after {timeout:?}; its log ends with:\n{}",
                     log_tail(&self.log, 20)

@@ -27,7 +27,7 @@ struct Args {
     /// Parallel workers applying the Synapses (one request in flight each).
     #[arg(long, default_value_t = 8)]
     workers: usize,
-    /// Prefix of the namespaces the run creates (`<prefix><run id>-without|-with`).
+    /// Prefix of the namespaces the run creates (`<prefix><run id>-template|-floor|-without|-with`).
     #[arg(long, default_value = "bench-")]
     namespace_prefix: String,
     /// The synapse-operator binary to run (a release build).
