@@ -63,7 +63,8 @@ struct Args {
     /// namespaces: the operators reconcile them too, and the figures include that work.
     #[arg(long)]
     allow_foreign: bool,
-    /// Seconds each wait may take. Default: 180 + 0.6 per Synapse.
+    /// Seconds each wait may take. Default: 180 + 0.6 per custom resource (Synapse and
+    /// Heisenbridge).
     #[arg(long)]
     timeout_secs: Option<u64>,
 }
@@ -194,7 +195,7 @@ async fn main() -> ExitCode {
     });
     let timeout = Duration::from_secs(
         args.timeout_secs
-            .unwrap_or_else(|| bench::default_timeout(args.n).as_secs()),
+            .unwrap_or_else(|| bench::default_timeout(args.n * args.binaries().len()).as_secs()),
     );
     let mut leftovers = Leftovers {
         client: client.clone(),
