@@ -1,7 +1,9 @@
-//! The burst benchmark behind `hack/bench` (binary `bench`): N Synapses applied at once, first
-//! with no operator (the plane's own cost), then with the release synapse-operator watching all
-//! namespaces, until every Synapse is Ready; then an idle minute. It prints figures, it asserts
-//! nothing: see docs/development.md.
+//! The burst benchmark behind `hack/bench` (binary `bench`): N Synapses (optionally each with a
+//! Heisenbridge) at once. First the floor, their children applied directly ([`floor`]); then the
+//! custom resources with no operator (the plane's own cost of them); then with the release
+//! operators watching all namespaces, until every Synapse is Ready (and every Heisenbridge
+//! Registered); then an idle minute. It prints figures, it asserts nothing: see
+//! docs/development.md.
 //!
 //! Everything it creates carries the label [`RUN_LABEL`] with the run's id, so that whatever a
 //! crashed run left behind can be found and removed (`hack/bench` does so in its exit trap).
@@ -13,11 +15,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, ResourceExt as _};
-use serde_json::json;
+use serde_json::{Value, json};
 
+pub mod floor;
 pub mod foreign;
 pub mod nodes;
 pub mod operator;
@@ -44,6 +49,15 @@ pub fn synapse_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
     )
 }
 
+/// The `Heisenbridge` API of a namespace, untyped.
+pub fn bridge_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &crate::objects::resource("Heisenbridge"),
+    )
+}
+
 /// Seconds as a float, the unit of every figure.
 pub fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
@@ -61,6 +75,46 @@ pub async fn create_namespace(client: &Client, name: &str, run_id: &str) -> Resu
     Ok(())
 }
 
+/// One object a burst applies.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub resource: ApiResource,
+    pub name: String,
+    pub object: Value,
+}
+
+/// The custom resources of the `i`th set: the Synapse `s<i>`, with `heisenbridge` also a
+/// Heisenbridge of the same name bridging to it.
+pub fn custom_resources(i: usize, heisenbridge: bool) -> Vec<Desired> {
+    let name = synapse_name(i);
+    let mut set = vec![Desired {
+        resource: crate::objects::resource("Synapse"),
+        name: name.clone(),
+        object: json!({
+            "apiVersion": "synapse.opdev.io/v1alpha1",
+            "kind": "Synapse",
+            "metadata": {"name": name},
+            "spec": {"homeserver": {"values": {
+                "serverName": format!("s{i}.bench.example"),
+                "reportStats": false,
+            }}},
+        }),
+    }];
+    if heisenbridge {
+        set.push(Desired {
+            resource: crate::objects::resource("Heisenbridge"),
+            name: name.clone(),
+            object: json!({
+                "apiVersion": "synapse.opdev.io/v1alpha1",
+                "kind": "Heisenbridge",
+                "metadata": {"name": name},
+                "spec": {"synapse": {"name": name}},
+            }),
+        });
+    }
+    set
+}
+
 /// What applying the burst took.
 #[derive(Debug, Clone, Copy)]
 pub struct Burst {
@@ -70,30 +124,31 @@ pub struct Burst {
     pub retries: u32,
 }
 
-/// Applies the Synapses `s0000..` (N of them) in `namespace` with `workers` parallel workers,
-/// each sending one server-side apply at a time, and returns once every apply was answered.
-/// A 429 or 5xx answer is retried (up to 5 times per object); any other error fails the burst.
-pub async fn apply_synapses(
+/// Applies `sets` in `namespace` with `workers` parallel workers, each taking the next set and
+/// sending its objects one server-side apply at a time, and returns once every apply was
+/// answered. A 429 or 5xx answer is retried (up to 5 times per object); any other error fails
+/// the burst.
+pub async fn apply_burst(
     client: &Client,
     namespace: &str,
-    n: usize,
+    sets: Vec<Vec<Desired>>,
     workers: usize,
 ) -> Result<Burst> {
-    let api = synapse_api(client, namespace);
+    let sets = Arc::new(sets);
     let next = Arc::new(AtomicUsize::new(0));
     let retries = Arc::new(AtomicU32::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
-        let (api, next, retries) = (api.clone(), next.clone(), retries.clone());
+        let (client, namespace) = (client.clone(), namespace.to_owned());
+        let (sets, next, retries) = (sets.clone(), next.clone(), retries.clone());
         tasks.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<_, anyhow::Error>(());
+            while let Some(set) = sets.get(next.fetch_add(1, Ordering::Relaxed)) {
+                for desired in set {
+                    apply_one(&client, &namespace, desired, &retries).await?;
                 }
-                apply_one(&api, i, &retries).await?;
             }
+            Ok::<_, anyhow::Error>(())
         });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -108,21 +163,21 @@ pub async fn apply_synapses(
     })
 }
 
-async fn apply_one(api: &Api<DynamicObject>, i: usize, retries: &AtomicU32) -> Result<()> {
-    let name = synapse_name(i);
-    let synapse = json!({
-        "apiVersion": "synapse.opdev.io/v1alpha1",
-        "kind": "Synapse",
-        "metadata": {"name": name},
-        "spec": {"homeserver": {"values": {
-            "serverName": format!("s{i}.bench.example"),
-            "reportStats": false,
-        }}},
-    });
+async fn apply_one(
+    client: &Client,
+    namespace: &str,
+    desired: &Desired,
+    retries: &AtomicU32,
+) -> Result<()> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &desired.resource);
     let params = PatchParams::apply(FIELD_MANAGER);
     let mut attempt = 0;
     loop {
-        match api.patch(&name, &params, &Patch::Apply(&synapse)).await {
+        match api
+            .patch(&desired.name, &params, &Patch::Apply(&desired.object))
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(status))
                 if (status.code == 429 || status.code >= 500) && attempt < 5 =>
@@ -131,19 +186,25 @@ async fn apply_one(api: &Api<DynamicObject>, i: usize, retries: &AtomicU32) -> R
                 retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
             }
-            Err(e) => return Err(e).with_context(|| format!("apply Synapse {name}")),
+            Err(e) => {
+                let kind = &desired.resource.kind;
+                return Err(e).with_context(|| format!("apply {kind} {}", desired.name));
+            }
         }
     }
 }
 
 /// Deletes the namespace and waits (through a watch) until it is gone; returns how long that
-/// took. A namespace that is already gone is no error.
+/// took. A namespace that is already gone is no error. The operators must have stopped: the
+/// finalizers of the Heisenbridges in it, which only a running heisenbridge-operator removes,
+/// are removed first.
 pub async fn delete_namespace(client: &Client, name: &str, timeout: Duration) -> Result<Duration> {
     let api = Api::<Namespace>::all(client.clone());
-    let started = Instant::now();
     let Some(namespace) = api.get_opt(name).await? else {
         return Ok(Duration::ZERO);
     };
+    release_bridges(client, name).await?;
+    let started = Instant::now();
     let uid = namespace.uid().unwrap_or_default();
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => {}
@@ -161,6 +222,28 @@ pub async fn delete_namespace(client: &Client, name: &str, timeout: Duration) ->
             leftovers(client, name).await
         ),
     }
+}
+
+/// Removes the finalizers of the Heisenbridges of `namespace`.
+async fn release_bridges(client: &Client, namespace: &str) -> Result<()> {
+    let api = bridge_api(client, namespace);
+    let bridges = api
+        .list_metadata(&ListParams::default())
+        .await
+        .with_context(|| format!("list the Heisenbridges of {namespace}"))?;
+    let release = json!({"metadata": {"finalizers": null}});
+    for bridge in bridges.items.iter().filter(|b| !b.finalizers().is_empty()) {
+        let name = bridge.name_any();
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(e).with_context(|| format!("release Heisenbridge {name}")),
+        }
+    }
+    Ok(())
 }
 
 /// What is still in a namespace, counted by kind, for a timeout's message.

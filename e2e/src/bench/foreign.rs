@@ -1,7 +1,7 @@
-//! Synapses outside the run's namespaces. The operator under test watches all namespaces, so on
-//! a plane shared with `hack/test` it would reconcile the tests' Synapses too: disturbing the
-//! tests (two operators writing one object) and mixing their work into the figures. The
-//! benchmark refuses to start while there are any, and stops when one appears.
+//! Our kinds outside the run's namespaces. The operators under test watch all namespaces, so on
+//! a plane shared with `hack/test` they would reconcile the tests' Synapses (and Heisenbridges)
+//! too: disturbing the tests (two operators writing one object) and mixing their work into the
+//! figures. The benchmark refuses to start while there are any, and stops when one appears.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -14,20 +14,47 @@ use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, ResourceExt as _};
 use tokio::sync::{oneshot, watch};
 
-/// A watch of every Synapse in the cluster, collecting the namespaces not of this run.
+/// Watches of every object of some of our kinds in the cluster, collecting the namespaces not
+/// of this run.
 pub struct Foreign {
     namespaces: watch::Receiver<BTreeSet<String>>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Foreign {
-    /// Starts the watch and returns once it has listed the cluster; namespaces starting with
-    /// `ours` belong to the run.
-    pub async fn start(client: &Client, ours: String) -> Result<Self> {
+    /// Starts a watch of each of `kinds` and returns once they have listed the cluster;
+    /// namespaces starting with `ours` belong to the run.
+    pub async fn start(client: &Client, ours: &str, kinds: &[&str]) -> Result<Self> {
+        let (found, namespaces) = watch::channel(BTreeSet::new());
+        let mut tasks = Vec::new();
+        let mut listings = Vec::new();
+        for kind in kinds {
+            let (task, listed) = Self::watch(client, ours, kind, found.clone());
+            tasks.push(task);
+            listings.push(async move {
+                tokio::time::timeout(Duration::from_secs(60), listed)
+                    .await
+                    .with_context(|| {
+                        format!("the watch of all {kind}s did not list them within 60 s")
+                    })?
+                    .with_context(|| format!("the watch of all {kind}s ended"))
+            });
+        }
+        let foreign = Self { namespaces, tasks };
+        futures::future::try_join_all(listings).await?;
+        Ok(foreign)
+    }
+
+    fn watch(
+        client: &Client,
+        ours: &str,
+        kind: &str,
+        found: watch::Sender<BTreeSet<String>>,
+    ) -> (tokio::task::JoinHandle<()>, oneshot::Receiver<()>) {
         // Metadata only: the namespace is all that matters.
         let api: Api<PartialObjectMeta<DynamicObject>> =
-            Api::all_with(client.clone(), &crate::objects::resource("Synapse"));
-        let (found, namespaces) = watch::channel(BTreeSet::new());
+            Api::all_with(client.clone(), &crate::objects::resource(kind));
+        let ours = ours.to_owned();
         let (listed, on_listed) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut listed = Some(listed);
@@ -49,19 +76,15 @@ impl Foreign {
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(60), on_listed)
-            .await
-            .context("the watch of all Synapses did not list them within 60 s")?
-            .context("the watch of all Synapses ended")?;
-        Ok(Self { namespaces, task })
+        (task, on_listed)
     }
 
-    /// The namespaces of Synapses not of this run seen so far.
+    /// The namespaces of objects not of this run seen so far.
     pub fn namespaces(&self) -> BTreeSet<String> {
         self.namespaces.borrow().clone()
     }
 
-    /// Returns once a Synapse not of this run has been seen, with the namespaces seen.
+    /// Returns once an object not of this run has been seen, with the namespaces seen.
     pub async fn appeared(&mut self) -> BTreeSet<String> {
         loop {
             let seen = self.namespaces();
@@ -77,6 +100,8 @@ impl Foreign {
 
 impl Drop for Foreign {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }

@@ -33,10 +33,15 @@ const FLAG_VARIABLES: [&str; 8] = [
 
 /// A running operator; [`Operator::stop`] it (dropping it kills it).
 pub struct Operator {
+    /// The binary's name, e.g. `synapse-operator`: its field manager.
+    name: String,
     /// The metric prefix of builds before the shared `matrix_operator_…` names:
     /// `synapse-operator` exposed `synapse_operator_…`. The benchmark may measure such a build.
     old_prefix: String,
     child: Child,
+    /// When the process was started.
+    started: Instant,
+    binary: PathBuf,
     health_addr: SocketAddr,
     metrics_addr: SocketAddr,
     log: PathBuf,
@@ -71,11 +76,22 @@ impl Operator {
             .with_context(|| format!("start {}", binary.display()))?;
         Ok(Self {
             old_prefix: name.replace('-', "_"),
+            name,
             child,
+            started: Instant::now(),
+            binary: binary.to_path_buf(),
             health_addr,
             metrics_addr,
             log: log.to_path_buf(),
         })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
     }
 
     pub fn pid(&self) -> u32 {
@@ -94,17 +110,17 @@ impl Operator {
         Ok(())
     }
 
-    /// Waits until `/readyz` answers 200 (its caches are synced).
+    /// Waits until `/readyz` answers 200 (its caches are synced); returns how long after its
+    /// start that was.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<Duration> {
-        let started = Instant::now();
         loop {
             self.check_running()?;
             let addr = self.health_addr;
             let answer = tokio::task::spawn_blocking(move || http_get(addr, "/readyz")).await?;
             if answer.is_ok_and(|(code, _)| code == 200) {
-                return Ok(started.elapsed());
+                return Ok(self.started.elapsed());
             }
-            if started.elapsed() > timeout {
+            if self.started.elapsed() > timeout {
                 bail!(
                     "the operator is not ready after {timeout:?}; its log ends with:\n{}",
                     log_tail(&self.log, 20)
@@ -202,6 +218,28 @@ impl Operator {
             text.lines().filter(|l| l.contains(&needle)).count()
         };
         (count("WARN"), count("ERROR"))
+    }
+}
+
+/// Waits until none of `operators` has written for `quiet` (their counters sampled twice a
+/// second): what they are doing is done.
+pub async fn settle(operators: &[Operator], quiet: Duration, timeout: Duration) -> Result<()> {
+    let started = Instant::now();
+    let (mut last, mut since) = (Vec::new(), Instant::now());
+    loop {
+        let mut writes = Vec::new();
+        for operator in operators {
+            writes.push(operator.sample().await?.writes());
+        }
+        if writes != last {
+            (last, since) = (writes, Instant::now());
+        } else if since.elapsed() >= quiet {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!("the operators still write after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

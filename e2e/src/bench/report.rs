@@ -3,16 +3,20 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::operator::{Sample, Usage};
 use super::track::Seen;
 
 /// The targets at N=1000, printed next to the figures.
-pub const TARGET_PEAK_RSS_MIB: f64 = 48.0;
+pub const TARGET_CHILDREN_RATIO: f64 = 1.05;
 pub const TARGET_TAIL_LAG_S: f64 = 2.0;
-pub const TARGET_IDLE_WRITES: f64 = 0.0;
 pub const TARGET_CREATION_RATIO: f64 = 1.5;
+pub const TARGET_IDLE_WRITES: f64 = 0.0;
+/// The targets only the synapse-operator has.
+pub const TARGET_WRITES_PER_SYNAPSE: f64 = 8.0;
+pub const TARGET_PEAK_RSS_MIB: f64 = 48.0;
+const SYNAPSE_OPERATOR: &str = "synapse-operator";
 
 /// Readiness times of the burst, in seconds from the start of the creation.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,13 +28,18 @@ pub struct Convergence {
     /// Half of the Deployments ready, half of the Synapses Ready: the shape of the curve.
     pub deployments_half_s: f64,
     pub synapses_half_s: f64,
-    /// `synapses_ready_s - deployments_ready_s`.
+    /// `synapses_ready_s` minus when the last of the Synapses' own Deployments was ready.
     pub tail_lag_s: f64,
     /// Over objects, Synapse Ready minus its Deployment ready: the largest, median and 99th
     /// percentile.
     pub max_object_lag_s: f64,
     pub p50_object_lag_s: f64,
     pub p99_object_lag_s: f64,
+    /// The last Heisenbridge and half of them first Registered; NaN without Heisenbridges.
+    pub bridges_registered_s: f64,
+    pub bridges_half_s: f64,
+    /// `bridges_registered_s - deployments_ready_s`.
+    pub bridge_tail_lag_s: f64,
 }
 
 impl Convergence {
@@ -38,6 +47,7 @@ impl Convergence {
         let since = |t: &Instant| t.saturating_duration_since(t0).as_secs_f64();
         let times = |m: &BTreeMap<String, Instant>| sorted(m.values().map(since).collect());
         let (deployments, synapses) = (times(&seen.deployments), times(&seen.synapses));
+        let bridges = times(&seen.bridges);
         let lags = sorted(
             seen.synapses
                 .iter()
@@ -47,17 +57,26 @@ impl Convergence {
                 })
                 .collect(),
         );
-        let (deployments_ready_s, synapses_ready_s) =
-            (quantile(&deployments, 1.0), quantile(&synapses, 1.0));
+        let deployments_ready_s = quantile(&deployments, 1.0);
+        let (synapses_ready_s, bridges_registered_s) =
+            (quantile(&synapses, 1.0), quantile(&bridges, 1.0));
+        // The Deployments of the Synapses (named as them), without the bridges'.
+        let synapse_deployments_ready_s = (seen.deployments.iter())
+            .filter(|(name, _)| seen.synapses.contains_key(*name))
+            .map(|(_, ready)| since(ready))
+            .fold(f64::NAN, f64::max);
         Self {
             deployments_ready_s,
             synapses_ready_s,
             deployments_half_s: quantile(&deployments, 0.5),
             synapses_half_s: quantile(&synapses, 0.5),
-            tail_lag_s: synapses_ready_s - deployments_ready_s,
+            tail_lag_s: synapses_ready_s - synapse_deployments_ready_s,
             max_object_lag_s: quantile(&lags, 1.0),
             p50_object_lag_s: quantile(&lags, 0.5),
             p99_object_lag_s: quantile(&lags, 0.99),
+            bridges_registered_s,
+            bridges_half_s: quantile(&bridges, 0.5),
+            bridge_tail_lag_s: bridges_registered_s - deployments_ready_s,
         }
     }
 }
@@ -73,33 +92,164 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
+/// The floor: the operators' children applied directly, nothing reconciling them.
+#[derive(Debug, Clone, Default)]
+pub struct Floor {
+    /// The children of one set, by kind.
+    pub children: BTreeMap<String, usize>,
+    /// The N sets applied.
+    pub apply_s: f64,
+    /// The last and half of the Deployments first ready, from the first apply.
+    pub deployments_ready_s: f64,
+    pub deployments_half_s: f64,
+    pub delete_s: f64,
+}
+
+/// What one operator did and cost during the run.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorFigures {
+    /// Its name, e.g. `synapse-operator`.
+    pub name: String,
+    pub binary: String,
+    pub ready_s: f64,
+    /// Requests before the burst (start-up), at convergence (since start) and in the idle minute.
+    pub at_start: Sample,
+    pub at_ready: Sample,
+    pub idle: Sample,
+    pub usage_at_ready: Option<Usage>,
+    pub usage_end: Option<Usage>,
+    pub log_warnings: usize,
+    pub log_errors: usize,
+}
+
+impl OperatorFigures {
+    fn peak_rss_mib(&self) -> f64 {
+        self.usage_end.map_or(f64::NAN, |u| u.peak_rss_mib)
+    }
+
+    /// The figures under the keys of the JSON (the synapse-operator's at its top level).
+    fn json(&self, n: usize) -> Map<String, Value> {
+        let usage = |u: &Option<Usage>| {
+            u.map_or(
+                json!(null),
+                |u| json!({"peak_rss_mib": u.peak_rss_mib, "cpu_seconds": u.cpu_seconds}),
+            )
+        };
+        let figures = json!({
+            "operator": self.binary,
+            "operator_ready_s": self.ready_s,
+            "requests_at_start": self.at_start.requests,
+            "requests_at_ready": self.at_ready.requests,
+            "writes_at_ready": self.at_ready.writes(),
+            "writes_per_cr": self.at_ready.writes() / n as f64,
+            "gets_at_ready": self.at_ready.gets(),
+            "reconciliations_at_ready": self.at_ready.reconciliations,
+            "reconciliation_errors_at_ready": self.at_ready.errors,
+            "idle_writes": self.idle.writes(),
+            "idle_gets": self.idle.gets(),
+            "idle_reconciliations": self.idle.reconciliations,
+            "at_ready": usage(&self.usage_at_ready),
+            "peak_rss_mib": self.usage_end.map(|u| u.peak_rss_mib),
+            "cpu_seconds": self.usage_end.map(|u| u.cpu_seconds),
+            "operator_log_warnings": self.log_warnings,
+            "operator_log_errors": self.log_errors,
+        });
+        match figures {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// The operator's rows of the table.
+    fn rows(&self, n: usize, idle_secs: u64) -> Vec<Row> {
+        let writes_per_cr = self.at_ready.writes() / n as f64;
+        let rss = self.peak_rss_mib();
+        let cpu = |u: Option<Usage>| u.map_or(f64::NAN, |u| u.cpu_seconds);
+        // The targets of writes and memory are the synapse-operator's alone.
+        let targeted = |label: &str, value: String, goal: String, met: bool| {
+            if self.name == SYNAPSE_OPERATOR {
+                target(label, value, goal, met)
+            } else {
+                row(label, value)
+            }
+        };
+        vec![
+            row(&self.name, self.binary.clone()),
+            row("  start to /readyz", secs(self.ready_s)),
+            targeted(
+                "  writes at convergence (per CR)",
+                format!("{} ({writes_per_cr:.2})", self.at_ready.writes()),
+                format!("<= {TARGET_WRITES_PER_SYNAPSE}"),
+                writes_per_cr <= TARGET_WRITES_PER_SYNAPSE,
+            ),
+            row("    by method", methods(&self.at_ready)),
+            row("  GETs at convergence", format!("{}", self.at_ready.gets())),
+            row(
+                "  reconciliations (errors) at convergence",
+                format!(
+                    "{} ({})",
+                    self.at_ready.reconciliations, self.at_ready.errors
+                ),
+            ),
+            target(
+                &format!("  writes in the idle {idle_secs} s"),
+                format!("{}", self.idle.writes()),
+                format!("{TARGET_IDLE_WRITES}"),
+                self.idle.writes() <= TARGET_IDLE_WRITES,
+            ),
+            row(
+                "    by method; GETs, reconciliations",
+                format!(
+                    "{}; {} GETs, {} reconciliations",
+                    methods(&self.idle),
+                    self.idle.gets(),
+                    self.idle.reconciliations
+                ),
+            ),
+            targeted(
+                "  peak RSS (VmHWM)",
+                format!("{rss:.1} MiB"),
+                format!("<= {TARGET_PEAK_RSS_MIB} MiB"),
+                rss <= TARGET_PEAK_RSS_MIB,
+            ),
+            row(
+                "  CPU at convergence / at end",
+                format!(
+                    "{:.1} / {:.1} s",
+                    cpu(self.usage_at_ready),
+                    cpu(self.usage_end)
+                ),
+            ),
+            row(
+                "  log WARN / ERROR lines",
+                format!("{} / {}", self.log_warnings, self.log_errors),
+            ),
+        ]
+    }
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
     pub n: usize,
     pub workers: usize,
-    pub operator: String,
+    /// One Heisenbridge per Synapse.
+    pub heisenbridge: bool,
     pub revision: String,
     pub bench_nodes: usize,
     pub pods_per_node: usize,
+    pub floor: Floor,
     pub creation_without_s: f64,
     pub creation_with_s: f64,
-    /// Applies retried after a 429/5xx, both bursts together.
+    /// Applies retried after a 429/5xx, all bursts together.
     pub apply_retries: u32,
     pub delete_without_s: f64,
-    pub operator_ready_s: f64,
     pub convergence: Convergence,
-    /// Requests before the burst (start-up), at convergence (since start) and in the idle minute.
-    pub at_start: Sample,
-    pub at_ready: Sample,
-    pub idle: Sample,
+    /// The synapse-operator, then the heisenbridge-operator if it ran.
+    pub operators: Vec<OperatorFigures>,
     pub idle_secs: u64,
-    pub usage_at_ready: Option<Usage>,
-    pub usage_end: Option<Usage>,
     pub load_start: [f64; 3],
     pub load_end: [f64; 3],
-    pub log_warnings: usize,
-    pub log_errors: usize,
     pub watch_errors: u32,
     /// Namespaces of Synapses not of this run seen during it (only with `--allow-foreign`).
     pub foreign_namespaces: Vec<String>,
@@ -112,31 +262,33 @@ impl Figures {
         self.creation_with_s / self.creation_without_s
     }
 
-    pub fn writes_per_cr(&self) -> f64 {
-        self.at_ready.writes() / self.n as f64
+    /// Every Deployment ready with the operators over the floor's.
+    pub fn children_ratio(&self) -> f64 {
+        self.convergence.deployments_ready_s / self.floor.deployments_ready_s
     }
 
-    /// The figures as one JSON object (flat, numbers in seconds and MiB).
+    /// The figures as one JSON object (flat, numbers in seconds and MiB; the
+    /// heisenbridge-operator's under `heisenbridge_operator`).
     pub fn json(&self) -> Value {
         let c = &self.convergence;
-        let usage = |u: &Option<Usage>| {
-            u.map_or(
-                json!(null),
-                |u| json!({"peak_rss_mib": u.peak_rss_mib, "cpu_seconds": u.cpu_seconds}),
-            )
-        };
+        let f = &self.floor;
+        let number = |x: f64| if x.is_finite() { json!(x) } else { json!(null) };
         let mut figures = json!({
             "n": self.n,
             "workers": self.workers,
+            "heisenbridge": self.heisenbridge,
             "revision": self.revision,
-            "operator": self.operator,
             "bench_nodes": self.bench_nodes,
             "pods_per_node": self.pods_per_node,
+            "floor_children_per_synapse": f.children,
+            "floor_apply_s": f.apply_s,
+            "floor_deployments_ready_s": f.deployments_ready_s,
+            "floor_deployments_half_ready_s": f.deployments_half_s,
+            "children_ratio": self.children_ratio(),
             "creation_without_operator_s": self.creation_without_s,
             "creation_with_operator_s": self.creation_with_s,
             "creation_ratio": self.creation_ratio(),
             "apply_retries": self.apply_retries,
-            "operator_ready_s": self.operator_ready_s,
             "deployments_ready_s": c.deployments_ready_s,
             "synapses_ready_s": c.synapses_ready_s,
             "deployments_half_ready_s": c.deployments_half_s,
@@ -145,35 +297,28 @@ impl Figures {
             "max_object_lag_s": c.max_object_lag_s,
             "p50_object_lag_s": c.p50_object_lag_s,
             "p99_object_lag_s": c.p99_object_lag_s,
-            "requests_at_start": self.at_start.requests,
-            "requests_at_ready": self.at_ready.requests,
-            "writes_at_ready": self.at_ready.writes(),
-            "writes_per_cr": self.writes_per_cr(),
-            "gets_at_ready": self.at_ready.gets(),
-            "reconciliations_at_ready": self.at_ready.reconciliations,
-            "reconciliation_errors_at_ready": self.at_ready.errors,
         });
         // Two objects: one `json!` this long exceeds the macro's recursion limit.
         let rest = json!({
+            "bridges_registered_s": number(c.bridges_registered_s),
+            "bridges_half_registered_s": number(c.bridges_half_s),
+            "bridge_tail_lag_s": number(c.bridge_tail_lag_s),
             "idle_secs": self.idle_secs,
-            "idle_writes": self.idle.writes(),
-            "idle_gets": self.idle.gets(),
-            "idle_reconciliations": self.idle.reconciliations,
-            "at_ready": usage(&self.usage_at_ready),
-            "peak_rss_mib": self.usage_end.map(|u| u.peak_rss_mib),
-            "cpu_seconds": self.usage_end.map(|u| u.cpu_seconds),
             "loadavg_start": self.load_start,
             "loadavg_end": self.load_end,
-            "operator_log_warnings": self.log_warnings,
-            "operator_log_errors": self.log_errors,
             "watch_errors": self.watch_errors,
             "foreign_namespaces": self.foreign_namespaces,
+            "delete_floor_s": f.delete_s,
             "delete_without_operator_s": self.delete_without_s,
             "delete_with_operator_s": self.delete_with_s,
             "total_s": self.total_s,
+            "heisenbridge_operator": self.operators.get(1).map(|o| o.json(self.n)),
         });
         if let (Value::Object(all), Value::Object(rest)) = (&mut figures, rest) {
             all.extend(rest);
+            if let Some(synapse_operator) = self.operators.first() {
+                all.extend(synapse_operator.json(self.n));
+            }
         }
         figures
     }
@@ -181,20 +326,34 @@ impl Figures {
     /// The table: figure, value, target and whether it is met.
     pub fn table(&self) -> String {
         let c = &self.convergence;
-        let rss = self.usage_end.map_or(f64::NAN, |u| u.peak_rss_mib);
-        let cpu = self.usage_end.map_or(f64::NAN, |u| u.cpu_seconds);
-        let cpu_ready = self.usage_at_ready.map_or(f64::NAN, |u| u.cpu_seconds);
-        let check = |ok: bool| if ok { "ok" } else { "MISSED" };
+        let f = &self.floor;
         let load = |l: [f64; 3]| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]);
-        let rows: Vec<(String, String, String)> = vec![
+        let half = |all: f64, half: f64| format!("{all:.2} s ({half:.2} s)");
+        let children = f
+            .children
+            .iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut rows = vec![
             row(
                 "Synapses (N), apply workers",
                 format!("{}, {}", self.n, self.workers),
             ),
-            row("operator", format!("{} ({})", self.revision, self.operator)),
+            row(
+                "one Heisenbridge per Synapse",
+                (if self.heisenbridge { "yes" } else { "no" }).to_owned(),
+            ),
+            row("revision", self.revision.clone()),
             row(
                 "bench nodes (pods each)",
                 format!("{} ({})", self.bench_nodes, self.pods_per_node),
+            ),
+            row("floor: children per set", children),
+            row("floor: children applied", secs(f.apply_s)),
+            row(
+                "floor: all Deployments ready (half)",
+                half(f.deployments_ready_s, f.deployments_half_s),
             ),
             row(
                 "CR creation without operator",
@@ -205,25 +364,27 @@ impl Figures {
                 "  ratio with / without",
                 format!("{:.2}x", self.creation_ratio()),
                 format!("<= {TARGET_CREATION_RATIO}x"),
-                check(self.creation_ratio() <= TARGET_CREATION_RATIO),
-            ),
-            row("operator start to /readyz", secs(self.operator_ready_s)),
-            row(
-                "all N Deployments ready (half of them)",
-                format!(
-                    "{:.2} s ({:.2} s)",
-                    c.deployments_ready_s, c.deployments_half_s
-                ),
+                self.creation_ratio() <= TARGET_CREATION_RATIO,
             ),
             row(
-                "all N Synapses Ready (half of them)",
-                format!("{:.2} s ({:.2} s)", c.synapses_ready_s, c.synapses_half_s),
+                "all Deployments ready (half)",
+                half(c.deployments_ready_s, c.deployments_half_s),
             ),
             target(
-                "  tail lag (last Ready - last Deployment)",
+                "  ratio operator / floor",
+                format!("{:.2}x", self.children_ratio()),
+                format!("<= {TARGET_CHILDREN_RATIO}x"),
+                self.children_ratio() <= TARGET_CHILDREN_RATIO,
+            ),
+            row(
+                "all Synapses Ready (half)",
+                half(c.synapses_ready_s, c.synapses_half_s),
+            ),
+            target(
+                "  tail lag (last Ready - last Synapse Deployment)",
                 secs(c.tail_lag_s),
                 format!("<= {TARGET_TAIL_LAG_S} s"),
-                check(c.tail_lag_s <= TARGET_TAIL_LAG_S),
+                c.tail_lag_s <= TARGET_TAIL_LAG_S,
             ),
             row(
                 "  lag per object: max / p99 / median",
@@ -232,56 +393,32 @@ impl Figures {
                     c.max_object_lag_s, c.p99_object_lag_s, c.p50_object_lag_s
                 ),
             ),
-            row(
-                "writes at convergence (per CR)",
-                format!("{} ({:.2})", self.at_ready.writes(), self.writes_per_cr()),
-            ),
-            row("  by method", methods(&self.at_ready)),
-            row("GETs at convergence", format!("{}", self.at_ready.gets())),
-            row(
-                "reconciliations (errors) at convergence",
-                format!(
-                    "{} ({})",
-                    self.at_ready.reconciliations, self.at_ready.errors
-                ),
-            ),
-            target(
-                &format!("writes in the idle {} s", self.idle_secs),
-                format!("{}", self.idle.writes()),
-                format!("{TARGET_IDLE_WRITES}"),
-                check(self.idle.writes() <= TARGET_IDLE_WRITES),
-            ),
-            row(
-                "  by method; GETs, reconciliations",
-                format!(
-                    "{}; {} GETs, {} reconciliations",
-                    methods(&self.idle),
-                    self.idle.gets(),
-                    self.idle.reconciliations
-                ),
-            ),
-            target(
-                "operator peak RSS (VmHWM)",
-                format!("{rss:.1} MiB"),
-                format!("<= {TARGET_PEAK_RSS_MIB} MiB"),
-                check(rss <= TARGET_PEAK_RSS_MIB),
-            ),
-            row(
-                "operator CPU at convergence / at end",
-                format!("{cpu_ready:.1} / {cpu:.1} s"),
-            ),
-            row(
-                "operator log WARN / ERROR lines",
-                format!("{} / {}", self.log_warnings, self.log_errors),
-            ),
+        ];
+        if self.heisenbridge {
+            rows.push(row(
+                "all Heisenbridges Registered (half)",
+                half(c.bridges_registered_s, c.bridges_half_s),
+            ));
+            rows.push(row(
+                "  tail lag (last Registered - last Deployment)",
+                secs(c.bridge_tail_lag_s),
+            ));
+        }
+        for operator in &self.operators {
+            rows.extend(operator.rows(self.n, self.idle_secs));
+        }
+        rows.extend([
             row("load average at start", load(self.load_start)),
             row("load average at end", load(self.load_end)),
             row(
-                "namespace deletion without / with",
-                format!("{:.1} / {:.1} s", self.delete_without_s, self.delete_with_s),
+                "namespace deletion floor / without / with",
+                format!(
+                    "{:.1} / {:.1} / {:.1} s",
+                    f.delete_s, self.delete_without_s, self.delete_with_s
+                ),
             ),
             row("whole run", secs(self.total_s)),
-        ];
+        ]);
         let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
         let value_width = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
         let value_width = value_width.min(40);
@@ -304,11 +441,15 @@ impl Figures {
     }
 }
 
-fn row(label: &str, value: String) -> (String, String, String) {
+/// Label, value, target with its verdict.
+type Row = (String, String, String);
+
+fn row(label: &str, value: String) -> Row {
     (label.to_owned(), value, String::new())
 }
 
-fn target(label: &str, value: String, target: String, verdict: &str) -> (String, String, String) {
+fn target(label: &str, value: String, target: String, met: bool) -> Row {
+    let verdict = if met { "ok" } else { "MISSED" };
     (
         label.to_owned(),
         value,
@@ -340,27 +481,71 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_synapse_lags_its_own_deployment_and_a_bridge_all_of_them() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        let seen = Seen {
+            deployments: [("s0000", 1000), ("s0000-heisenbridge", 3000)]
+                .map(|(n, ms)| (n.to_owned(), at(ms)))
+                .into(),
+            synapses: [("s0000".to_owned(), at(1500))].into(),
+            bridges: [("s0000".to_owned(), at(4000))].into(),
+        };
+        let c = Convergence::from_seen(&seen, t0);
+        assert_eq!(c.deployments_ready_s, 3.0);
+        assert_eq!(c.tail_lag_s, 0.5);
+        assert_eq!(c.max_object_lag_s, 0.5);
+        assert_eq!(c.bridge_tail_lag_s, 1.0);
+    }
+
+    #[test]
     fn the_json_holds_every_figure_and_the_table_every_target() {
+        let operator = |name: &str| OperatorFigures {
+            name: name.to_owned(),
+            ..OperatorFigures::default()
+        };
         let figures = Figures {
             n: 1000,
+            heisenbridge: true,
             creation_without_s: 2.0,
             creation_with_s: 2.5,
+            floor: Floor {
+                deployments_ready_s: 100.0,
+                ..Floor::default()
+            },
+            convergence: Convergence {
+                deployments_ready_s: 104.0,
+                ..Convergence::default()
+            },
+            operators: vec![
+                operator(SYNAPSE_OPERATOR),
+                operator("heisenbridge-operator"),
+            ],
             foreign_namespaces: vec!["other".to_owned()],
             ..Figures::default()
         };
         let json = figures.json();
         assert_eq!(json["n"], 1000);
         assert_eq!(json["creation_ratio"], 1.25);
+        assert_eq!(json["children_ratio"], 1.04);
         assert_eq!(json["foreign_namespaces"][0], "other");
         assert_eq!(json["total_s"], 0.0);
+        assert_eq!(json["idle_writes"], 0.0);
+        assert_eq!(json["heisenbridge_operator"]["idle_writes"], 0.0);
         let table = figures.table();
-        assert!(
-            table.contains("1.25x") && table.contains("target <= 1.5x: ok"),
-            "{table}"
-        );
-        assert!(
-            table.contains("WARNING") && !table.contains("N=1000)"),
-            "{table}"
-        );
+        for expected in [
+            "target <= 1.5x: ok",
+            "1.04x",
+            "target <= 1.05x: ok",
+            "target <= 8: ok",
+            "target <= 48 MiB: MISSED",
+            "heisenbridge-operator",
+            "WARNING",
+        ] {
+            assert!(table.contains(expected), "{expected}: {table}");
+        }
+        assert!(!table.contains("N=1000)"), "{table}");
+        // The RSS and writes targets are the synapse-operator's alone.
+        assert_eq!(table.matches("target <= 8").count(), 1, "{table}");
     }
 }

@@ -1,7 +1,8 @@
-//! When each Deployment of the burst first became ready and each Synapse first reported
-//! Ready=True, as seen through two watches of the namespace (never by polling).
+//! When each Deployment of a burst first became ready, each Synapse first reported Ready=True
+//! and each Heisenbridge Registered=True, as seen through watches of the namespace (never by
+//! polling).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -12,13 +13,22 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt as _, watcher as watch};
 use kube::{Client, ResourceExt as _};
 
-use super::{synapse_api, synapse_name};
+use super::{bridge_api, synapse_api};
 
 /// The first moment each object was seen ready, by name.
 #[derive(Debug, Default)]
 pub struct Seen {
     pub deployments: BTreeMap<String, Instant>,
     pub synapses: BTreeMap<String, Instant>,
+    pub bridges: BTreeMap<String, Instant>,
+}
+
+/// The objects a burst waits for, by name: a set left empty is not watched.
+#[derive(Debug, Default, Clone)]
+pub struct Expected {
+    pub deployments: BTreeSet<String>,
+    pub synapses: BTreeSet<String>,
+    pub bridges: BTreeSet<String>,
 }
 
 /// A Deployment is ready once a pod of its current generation is available and ready.
@@ -33,69 +43,88 @@ pub fn deployment_ready(deployment: &Deployment) -> bool {
 
 /// A Synapse is Ready when its condition Ready is True.
 pub fn synapse_ready(synapse: &DynamicObject) -> bool {
-    crate::objects::condition(&synapse.data, "Ready").is_some_and(|c| c["status"] == "True")
+    condition_true(synapse, "Ready")
+}
+
+/// A Heisenbridge is done when its condition Registered is True: its Synapse serves its
+/// registration.
+pub fn bridge_registered(bridge: &DynamicObject) -> bool {
+    condition_true(bridge, "Registered")
+}
+
+fn condition_true(object: &DynamicObject, type_: &str) -> bool {
+    crate::objects::condition(&object.data, type_).is_some_and(|c| c["status"] == "True")
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Deployment,
+    Synapse,
+    Bridge,
 }
 
 enum Update {
-    /// A ready Deployment, by name.
-    Deployment(String),
-    /// A Ready Synapse, by name.
-    Synapse(String),
+    /// A ready object, by name.
+    Ready(Kind, String),
     /// A watch finished its initial list.
     Listed,
     /// A watch failed; the watcher retries with a backoff.
     Failed(String),
 }
 
-/// Watches of the Deployments and Synapses of one namespace, started before the burst.
+type Updates = std::pin::Pin<Box<dyn Stream<Item = Update> + Send>>;
+
+/// Watches of one namespace, started before the burst.
 pub struct Tracker {
-    updates: std::pin::Pin<Box<dyn Stream<Item = Update> + Send>>,
-    expected: usize,
+    updates: Updates,
+    expected: Expected,
     /// Watch errors seen (each retried).
     pub watch_errors: u32,
 }
 
 impl Tracker {
-    /// Starts both watches and returns once both have listed the namespace, so that nothing
-    /// the burst creates can be missed.
-    pub async fn start(client: &Client, namespace: &str, expected: usize) -> Result<Self> {
-        fn updates<K, S>(
-            stream: S,
-            ready: fn(&K) -> bool,
-            wrap: fn(String) -> Update,
-        ) -> impl Stream<Item = Update>
+    /// Starts the watches `expected` needs and returns once each has listed the namespace, so
+    /// that nothing the burst creates can be missed.
+    pub async fn start(client: &Client, namespace: &str, expected: Expected) -> Result<Self> {
+        fn updates<K, S>(stream: S, ready: fn(&K) -> bool, kind: Kind) -> Updates
         where
-            K: kube::Resource,
-            S: Stream<Item = Result<Event<K>, watcher::Error>>,
+            K: kube::Resource + Send + 'static,
+            S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
         {
-            stream.filter_map(move |event| {
+            Box::pin(stream.filter_map(move |event| {
                 futures::future::ready(match event {
                     Ok(Event::Apply(o) | Event::InitApply(o)) => {
-                        ready(&o).then(|| wrap(o.name_any()))
+                        ready(&o).then(|| Update::Ready(kind, o.name_any()))
                     }
                     Ok(Event::InitDone) => Some(Update::Listed),
                     Ok(Event::Init | Event::Delete(_)) => None,
                     Err(e) => Some(Update::Failed(e.to_string())),
                 })
-            })
+            }))
         }
         let config = watcher::Config::default();
-        let deployments = watch(
-            Api::<Deployment>::namespaced(client.clone(), namespace),
-            config.clone(),
-        )
-        .default_backoff();
-        let synapses = watch(synapse_api(client, namespace), config).default_backoff();
+        let mut streams = Vec::new();
+        if !expected.deployments.is_empty() {
+            let api = Api::<Deployment>::namespaced(client.clone(), namespace);
+            let stream = watch(api, config.clone()).default_backoff();
+            streams.push(updates(stream, deployment_ready, Kind::Deployment));
+        }
+        if !expected.synapses.is_empty() {
+            let stream = watch(synapse_api(client, namespace), config.clone()).default_backoff();
+            streams.push(updates(stream, synapse_ready, Kind::Synapse));
+        }
+        if !expected.bridges.is_empty() {
+            let stream = watch(bridge_api(client, namespace), config).default_backoff();
+            streams.push(updates(stream, bridge_registered, Kind::Bridge));
+        }
+        let watches = streams.len();
         let mut tracker = Self {
-            updates: Box::pin(futures::stream::select(
-                updates(deployments, deployment_ready, Update::Deployment),
-                updates(synapses, synapse_ready, Update::Synapse),
-            )),
+            updates: Box::pin(futures::stream::select_all(streams)),
             expected,
             watch_errors: 0,
         };
         let mut listed = 0;
-        while listed < 2 {
+        while listed < watches {
             let update = tokio::time::timeout(Duration::from_secs(60), tracker.updates.next())
                 .await
                 .context("the watches did not list the namespace within 60 s")?;
@@ -109,22 +138,27 @@ impl Tracker {
         Ok(tracker)
     }
 
-    /// Follows the watches until every expected Deployment was ready and every Synapse Ready
-    /// (each at least once), or fails at `deadline` saying how many are not yet.
+    /// Follows the watches until every expected object was ready (each at least once), or
+    /// fails at `deadline` saying how many are not yet.
     pub async fn converge(&mut self, deadline: tokio::time::Instant) -> Result<Seen> {
-        let expected: std::collections::BTreeSet<String> =
-            (0..self.expected).map(synapse_name).collect();
         let mut seen = Seen::default();
-        while seen.deployments.len() < self.expected || seen.synapses.len() < self.expected {
+        while !self.all_seen(&seen) {
             let update = match tokio::time::timeout_at(deadline, self.updates.next()).await {
                 Ok(Some(update)) => update,
                 Ok(None) => bail!("the watches ended"),
-                Err(_) => bail!(self.not_ready_message(&seen, &expected)),
+                Err(_) => bail!(self.not_ready_message(&seen)),
             };
             let now = Instant::now();
-            let (map, name) = match update {
-                Update::Deployment(name) => (&mut seen.deployments, name),
-                Update::Synapse(name) => (&mut seen.synapses, name),
+            let (expected, map, name) = match update {
+                Update::Ready(Kind::Deployment, name) => {
+                    (&self.expected.deployments, &mut seen.deployments, name)
+                }
+                Update::Ready(Kind::Synapse, name) => {
+                    (&self.expected.synapses, &mut seen.synapses, name)
+                }
+                Update::Ready(Kind::Bridge, name) => {
+                    (&self.expected.bridges, &mut seen.bridges, name)
+                }
                 Update::Failed(_) => {
                     self.watch_errors += 1;
                     continue;
@@ -138,32 +172,34 @@ impl Tracker {
         Ok(seen)
     }
 
-    fn not_ready_message(
-        &self,
-        seen: &Seen,
-        expected: &std::collections::BTreeSet<String>,
-    ) -> String {
-        let missing = |map: &BTreeMap<String, Instant>| {
+    fn all_seen(&self, seen: &Seen) -> bool {
+        seen.deployments.len() >= self.expected.deployments.len()
+            && seen.synapses.len() >= self.expected.synapses.len()
+            && seen.bridges.len() >= self.expected.bridges.len()
+    }
+
+    fn not_ready_message(&self, seen: &Seen) -> String {
+        let missing = |expected: &BTreeSet<String>, map: &BTreeMap<String, Instant>, what: &str| {
             let names: Vec<&str> = expected
                 .iter()
                 .filter(|n| !map.contains_key(*n))
                 .map(String::as_str)
                 .collect();
-            let shown = names
-                .iter()
-                .take(10)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
+            let shown = names.iter().take(10).copied().collect::<Vec<_>>();
             let more = if names.len() > 10 { ", …" } else { "" };
-            (names.len(), format!("{shown}{more}"))
+            format!(
+                "{} of {} {what} ({}{more})",
+                names.len(),
+                expected.len(),
+                shown.join(", ")
+            )
         };
-        let (deployments, deployment_names) = missing(&seen.deployments);
-        let (synapses, synapse_names) = missing(&seen.synapses);
+        let e = &self.expected;
         format!(
-            "timed out: {deployments} of {n} Deployments still not ready ({deployment_names}), \
-             {synapses} of {n} Synapses still not Ready ({synapse_names})",
-            n = self.expected
+            "timed out: still not ready: {}; {}; {}",
+            missing(&e.deployments, &seen.deployments, "Deployments ready"),
+            missing(&e.synapses, &seen.synapses, "Synapses Ready"),
+            missing(&e.bridges, &seen.bridges, "Heisenbridges Registered"),
         )
     }
 }

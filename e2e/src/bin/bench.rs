@@ -1,19 +1,21 @@
-//! `bench`: the synapse-operator under a burst of N Synapses on the local plane, run by
-//! `hack/bench` (which starts the plane, builds the release operator and installs the CRDs).
+//! `bench`: the synapse-operator (and the heisenbridge-operator) under a burst of N Synapses on
+//! the local plane, run by `hack/bench` (which starts the plane, builds the release operators and
+//! installs the CRDs).
 //! It prints a table and, as its last line, one JSON object (also written to `--out-dir`).
 //! See `e2e::bench` and docs/development.md.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use e2e::bench::floor::Children;
 use e2e::bench::foreign::Foreign;
-use e2e::bench::operator::Operator;
-use e2e::bench::report::{Convergence, Figures};
-use e2e::bench::track::Tracker;
-use e2e::bench::{self, nodes};
+use e2e::bench::operator::{self, Operator};
+use e2e::bench::report::{Convergence, Figures, Floor, OperatorFigures};
+use e2e::bench::track::{Expected, Tracker};
+use e2e::bench::{self, Burst, Desired, nodes};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
@@ -25,16 +27,20 @@ struct Args {
     /// Parallel workers applying the Synapses (one request in flight each).
     #[arg(long, default_value_t = 8)]
     workers: usize,
-    /// Prefix of the namespaces the run creates (`<prefix><run id>-without|-with`).
+    /// Prefix of the namespaces the run creates (`<prefix><run id>-template|-floor|-without|-with`).
     #[arg(long, default_value = "bench-")]
     namespace_prefix: String,
-    /// The operator binary to run (a release build).
+    /// The synapse-operator binary to run (a release build).
     #[arg(long)]
     operator: PathBuf,
+    /// A heisenbridge-operator binary (a release build): with it, each Synapse gets a
+    /// Heisenbridge, and this operator runs beside the synapse-operator.
+    #[arg(long)]
+    heisenbridge_operator: Option<PathBuf>,
     /// What the operator was built from, for the report (e.g. a commit).
     #[arg(long, default_value = "unknown")]
     revision: String,
-    /// Directory for the operator's log, its pid file and `result.json`.
+    /// Directory for the operators' logs, their pid files and `result.json`.
     #[arg(long)]
     out_dir: PathBuf,
     /// Id of the run: the value of the label on everything it creates. Default: the Unix time.
@@ -53,13 +59,27 @@ struct Args {
     /// Seconds of the idle period after convergence.
     #[arg(long, default_value_t = 60)]
     idle_secs: u64,
-    /// Run even though Synapses exist (or appear) outside the run's namespaces: the operator
-    /// reconciles them too, and the figures include that work.
+    /// Run even though Synapses (or Heisenbridges) exist (or appear) outside the run's
+    /// namespaces: the operators reconcile them too, and the figures include that work.
     #[arg(long)]
     allow_foreign: bool,
-    /// Seconds each wait may take. Default: 180 + 0.6 per Synapse.
+    /// Seconds each wait may take. Default: 180 + 0.6 per custom resource (Synapse and
+    /// Heisenbridge).
     #[arg(long)]
     timeout_secs: Option<u64>,
+}
+
+impl Args {
+    /// The operators to run: the synapse-operator, then the heisenbridge-operator if given.
+    fn binaries(&self) -> Vec<&Path> {
+        std::iter::once(self.operator.as_path())
+            .chain(self.heisenbridge_operator.as_deref())
+            .collect()
+    }
+
+    fn namespace(&self, run_id: &str, pass: &str) -> String {
+        format!("{}{run_id}-{pass}", self.namespace_prefix)
+    }
 }
 
 /// What a run created and has not removed yet: removed on any exit.
@@ -68,17 +88,53 @@ struct Leftovers {
     run_id: String,
     namespaces: Vec<String>,
     nodes: bool,
-    operator: Option<Operator>,
-    pid_file: PathBuf,
+    operators: Vec<Operator>,
+    out_dir: PathBuf,
 }
 
 impl Leftovers {
-    async fn stop_operator(&mut self) -> Result<()> {
-        if let Some(mut operator) = self.operator.take() {
-            let status = operator.stop().await?;
-            let _ = std::fs::remove_file(&self.pid_file);
-            eprintln!("operator stopped ({status})");
+    /// Starts each of `binaries` with its log `<log_prefix><name>.log` and its pid file (which
+    /// `hack/bench` reads should the run be killed) and waits until each is ready; returns how
+    /// long each took.
+    async fn start_operators(
+        &mut self,
+        binaries: &[&Path],
+        log_prefix: &str,
+        log_level: &str,
+    ) -> Result<Vec<f64>> {
+        for binary in binaries {
+            let name = binary.file_name().unwrap_or_default().to_string_lossy();
+            step(&format!("starting {}", binary.display()));
+            let log = self.out_dir.join(format!("{log_prefix}{name}.log"));
+            let operator = Operator::start(binary, &log, log_level)?;
+            std::fs::write(self.pid_file(&operator), format!("{}\n", operator.pid()))?;
+            self.operators.push(operator);
         }
+        let mut ready = Vec::new();
+        for operator in &mut self.operators {
+            ready.push(bench::secs(
+                operator.wait_ready(Duration::from_secs(120)).await?,
+            ));
+        }
+        Ok(ready)
+    }
+
+    fn pid_file(&self, operator: &Operator) -> PathBuf {
+        self.out_dir.join(format!("{}.pid", operator.name()))
+    }
+
+    async fn stop_operators(&mut self) -> Result<()> {
+        while let Some(mut operator) = self.operators.pop() {
+            let status = operator.stop().await?;
+            let _ = std::fs::remove_file(self.pid_file(&operator));
+            eprintln!("{} stopped ({status})", operator.name());
+        }
+        Ok(())
+    }
+
+    async fn create_namespace(&mut self, name: &str) -> Result<()> {
+        bench::create_namespace(&self.client, name, &self.run_id).await?;
+        self.namespaces.push(name.to_owned());
         Ok(())
     }
 
@@ -100,8 +156,8 @@ impl Leftovers {
     /// Removes whatever is left, reporting each failure and going on.
     async fn clean(&mut self, timeout: Duration) -> bool {
         let mut ok = true;
-        if let Err(e) = self.stop_operator().await {
-            eprintln!("error: stop the operator: {e:#}");
+        if let Err(e) = self.stop_operators().await {
+            eprintln!("error: stop the operators: {e:#}");
             ok = false;
         }
         for name in self.namespaces.clone() {
@@ -139,18 +195,22 @@ async fn main() -> ExitCode {
     });
     let timeout = Duration::from_secs(
         args.timeout_secs
-            .unwrap_or_else(|| bench::default_timeout(args.n).as_secs()),
+            .unwrap_or_else(|| bench::default_timeout(args.n * args.binaries().len()).as_secs()),
     );
     let mut leftovers = Leftovers {
         client: client.clone(),
         run_id: run_id.clone(),
         namespaces: Vec::new(),
         nodes: false,
-        operator: None,
-        pid_file: args.out_dir.join("operator.pid"),
+        operators: Vec::new(),
+        out_dir: args.out_dir.clone(),
     };
-    let ours = format!("{}{run_id}-", args.namespace_prefix);
-    let mut foreign = match Foreign::start(&client, ours).await {
+    let ours = args.namespace(&run_id, "");
+    let kinds: &[&str] = match args.heisenbridge_operator {
+        Some(_) => &["Synapse", "Heisenbridge"],
+        None => &["Synapse"],
+    };
+    let mut foreign = match Foreign::start(&client, &ours, kinds).await {
         Ok(foreign) => foreign,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -160,18 +220,24 @@ async fn main() -> ExitCode {
     let before = foreign.namespaces();
     if !before.is_empty() && !args.allow_foreign {
         eprintln!(
-            "error: the plane holds Synapses in {before:?} (a test running?): the operator under \
-             test watches all namespaces and would reconcile them too. Run hack/bench when they \
-             are gone, or pass --allow-foreign."
+            "error: the plane holds {kinds:?} in {before:?} (a test running?): the operators \
+             under test watch all namespaces and would reconcile them too. Run hack/bench when \
+             they are gone, or pass --allow-foreign."
         );
         return ExitCode::FAILURE;
     }
+    let run = Run {
+        args: &args,
+        client: &client,
+        run_id: &run_id,
+        timeout,
+    };
     let result = tokio::select! {
-        result = run(&args, &client, &run_id, timeout, &mut leftovers) => result,
+        result = run.run(&mut leftovers) => result,
         signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
         seen = foreign.appeared(), if !args.allow_foreign => Err(anyhow::anyhow!(
-            "Synapses appeared in {seen:?} (a test started?): stopping, so that the operator \
-             under test leaves them alone; the run is void"
+            "{kinds:?} appeared in {seen:?} (a test started?): stopping, so that the operators \
+             under test leave them alone; the run is void"
         )),
     };
     let result = result.map(|mut figures| {
@@ -180,10 +246,7 @@ async fn main() -> ExitCode {
     });
     if let Err(e) = &result {
         eprintln!("error: {e:#}");
-        let log = args.out_dir.join("operator.log");
-        if log.exists() {
-            eprintln!("the operator's log: {}", log.display());
-        }
+        eprintln!("the operators' logs are in {}", args.out_dir.display());
         eprintln!("cleaning up");
     }
     let cleaned = leftovers.clean(timeout).await;
@@ -241,127 +304,293 @@ fn step(what: &str) {
     );
 }
 
-async fn run(
-    args: &Args,
-    client: &kube::Client,
-    run_id: &str,
+/// One run's settings, which its passes share.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    args: &'a Args,
+    client: &'a kube::Client,
+    run_id: &'a str,
     timeout: Duration,
-    leftovers: &mut Leftovers,
-) -> Result<Figures> {
-    let started = Instant::now();
-    let n = args.n;
-    if n == 0 || args.workers == 0 {
-        bail!("N and --workers must be at least 1");
+}
+
+impl Run<'_> {
+    /// The passes of a run, in order; `leftovers` removes what a failed one leaves.
+    async fn run(&self, leftovers: &mut Leftovers) -> Result<Figures> {
+        let started = Instant::now();
+        if self.args.n == 0 || self.args.workers == 0 {
+            bail!("N and --workers must be at least 1");
+        }
+        std::fs::create_dir_all(&self.args.out_dir)
+            .with_context(|| format!("create {}", self.args.out_dir.display()))?;
+        let mut figures = Figures {
+            n: self.args.n,
+            workers: self.args.workers,
+            heisenbridge: self.args.heisenbridge_operator.is_some(),
+            revision: self.args.revision.clone(),
+            idle_secs: self.args.idle_secs,
+            load_start: bench::load_average(),
+            ..Figures::default()
+        };
+        self.add_nodes(leftovers, &mut figures).await?;
+        let children = self.capture_children(leftovers).await?;
+        self.floor(&children, leftovers, &mut figures).await?;
+        self.without_operators(leftovers, &mut figures).await?;
+        self.with_operators(&children, leftovers, &mut figures)
+            .await?;
+        leftovers.remove_nodes(self.timeout).await?;
+        figures.total_s = bench::secs(started.elapsed());
+        Ok(figures)
     }
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("create {}", args.out_dir.display()))?;
-    let mut figures = Figures {
-        n,
-        workers: args.workers,
-        operator: args.operator.display().to_string(),
-        revision: args.revision.clone(),
-        idle_secs: args.idle_secs,
-        load_start: bench::load_average(),
-        ..Figures::default()
-    };
 
-    // 1. Room for N pods: one node first, to learn how many pods a node as kwok makes it takes
-    //    (its pods, CPU and memory against the pod's requests).
-    step("adding bench nodes");
-    let pod = nodes::PodRequests {
-        cpu: args.pod_cpu,
-        memory: args.pod_memory,
-    };
-    let mut created = Vec::new();
-    leftovers.nodes = true;
-    nodes::create(client, run_id, 0..1, &mut created).await?;
-    let capacity = nodes::wait_ready(client, run_id, &created, pod, timeout).await?;
-    if capacity == 0 {
-        bail!("a bench node has no room for one Synapse pod (--pod-cpu, --pod-memory)");
+    /// Room for N sets of pods: one node first, to learn how many pods a node as kwok makes it
+    /// takes (its pods, CPU and memory against the pod's requests).
+    async fn add_nodes(&self, leftovers: &mut Leftovers, figures: &mut Figures) -> Result<()> {
+        step("adding bench nodes");
+        let pod = nodes::PodRequests {
+            cpu: self.args.pod_cpu,
+            memory: self.args.pod_memory,
+        };
+        let mut created = Vec::new();
+        leftovers.nodes = true;
+        nodes::create(self.client, self.run_id, 0..1, &mut created).await?;
+        let capacity =
+            nodes::wait_ready(self.client, self.run_id, &created, pod, self.timeout).await?;
+        if capacity == 0 {
+            bail!("a bench node has no room for one Synapse pod (--pod-cpu, --pod-memory)");
+        }
+        // A Heisenbridge's pod asks less than a Synapse's: counted as one, there is room to spare.
+        let pods = self.args.n * self.args.binaries().len();
+        let count = pods.div_ceil(capacity) + 1;
+        nodes::create(self.client, self.run_id, 1..count, &mut created).await?;
+        nodes::wait_ready(self.client, self.run_id, &created, pod, self.timeout).await?;
+        (figures.bench_nodes, figures.pods_per_node) = (count, capacity);
+        step(&format!("{count} bench nodes Ready, {capacity} pods each"));
+        Ok(())
     }
-    let count = n.div_ceil(capacity) + 1;
-    nodes::create(client, run_id, 1..count, &mut created).await?;
-    nodes::wait_ready(client, run_id, &created, pod, timeout).await?;
-    (figures.bench_nodes, figures.pods_per_node) = (count, capacity);
-    step(&format!("{count} bench nodes Ready, {capacity} pods each"));
 
-    // 2. The burst without an operator: what the plane itself costs.
-    let without = format!("{}{run_id}-without", args.namespace_prefix);
-    bench::create_namespace(client, &without, run_id).await?;
-    leftovers.namespaces.push(without.clone());
-    step(&format!(
-        "applying {n} Synapses in {without}, no operator running"
-    ));
-    let burst = bench::apply_synapses(client, &without, n, args.workers).await?;
-    figures.creation_without_s = bench::secs(burst.elapsed);
-    figures.apply_retries = burst.retries;
-    step(&format!(
-        "created in {:.2} s; deleting {without}",
-        figures.creation_without_s
-    ));
-    figures.delete_without_s = bench::secs(leftovers.delete_namespace(&without, timeout).await?);
+    /// The children of one set as the operators make them: one set reconciled by operators of its
+    /// own in a namespace of its own, until nothing more is written.
+    async fn capture_children(&self, leftovers: &mut Leftovers) -> Result<Children> {
+        let namespace = self.args.namespace(self.run_id, "template");
+        leftovers.create_namespace(&namespace).await?;
+        let binaries = self.args.binaries();
+        leftovers
+            .start_operators(&binaries, "template-", &self.args.operator_log_level)
+            .await?;
+        let set = bench::custom_resources(0, self.args.heisenbridge_operator.is_some());
+        let expected = expected_resources(&set);
+        step(&format!("capturing the children of one set in {namespace}"));
+        self.burst(&namespace, vec![set], expected).await?;
+        operator::settle(&leftovers.operators, Duration::from_secs(3), self.timeout).await?;
+        let names: Vec<String> = (leftovers.operators.iter())
+            .map(|o| o.name().to_owned())
+            .collect();
+        let children = Children::capture(self.client, &namespace, &names).await?;
+        leftovers.stop_operators().await?;
+        leftovers.delete_namespace(&namespace, self.timeout).await?;
+        step(&format!("children of a set: {:?}", children.kinds()));
+        Ok(children)
+    }
 
-    // 3. The operator, watching all namespaces.
-    step(&format!("starting {}", args.operator.display()));
-    let log = args.out_dir.join("operator.log");
-    let operator = leftovers.operator.insert(Operator::start(
-        &args.operator,
-        &log,
-        &args.operator_log_level,
-    )?);
-    std::fs::write(&leftovers.pid_file, format!("{}\n", operator.pid()))?;
-    figures.operator_ready_s = bench::secs(operator.wait_ready(Duration::from_secs(120)).await?);
-    figures.at_start = operator.sample().await?;
+    /// The floor: N sets of children applied directly, nothing reconciling them, until every
+    /// Deployment is ready.
+    async fn floor(
+        &self,
+        children: &Children,
+        leftovers: &mut Leftovers,
+        figures: &mut Figures,
+    ) -> Result<()> {
+        let namespace = self.args.namespace(self.run_id, "floor");
+        leftovers.create_namespace(&namespace).await?;
+        let sets = (0..self.args.n)
+            .map(|i| children.set(i, &namespace))
+            .collect::<Result<Vec<_>>>()?;
+        let expected = Expected {
+            deployments: children.deployments(self.args.n),
+            ..Expected::default()
+        };
+        step(&format!(
+            "the floor: applying the children of {} sets in {namespace}, no operator running",
+            self.args.n
+        ));
+        let Converged {
+            burst, convergence, ..
+        } = self.burst(&namespace, sets, expected).await?;
+        figures.floor = Floor {
+            children: children.kinds(),
+            apply_s: bench::secs(burst.elapsed),
+            deployments_ready_s: convergence.deployments_ready_s,
+            deployments_half_s: convergence.deployments_half_s,
+            delete_s: 0.0,
+        };
+        figures.apply_retries += burst.retries;
+        step(&format!(
+            "all Deployments ready after {:.2} s; deleting {namespace}",
+            convergence.deployments_ready_s
+        ));
+        figures.floor.delete_s =
+            bench::secs(leftovers.delete_namespace(&namespace, self.timeout).await?);
+        Ok(())
+    }
 
-    let with = format!("{}{run_id}-with", args.namespace_prefix);
-    bench::create_namespace(client, &with, run_id).await?;
-    leftovers.namespaces.push(with.clone());
-    let mut tracker = Tracker::start(client, &with, n).await?;
-    step(&format!(
-        "applying {n} Synapses in {with}, the operator running"
-    ));
-    let t0 = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let converged = tokio::spawn(async move {
-        let seen = tracker.converge(deadline).await;
-        seen.map(|seen| (seen, tracker.watch_errors))
-    });
-    let burst = bench::apply_synapses(client, &with, n, args.workers).await?;
-    figures.creation_with_s = bench::secs(burst.elapsed);
-    figures.apply_retries += burst.retries;
-    step(&format!(
-        "created in {:.2} s; waiting for every Deployment and Synapse to be ready (at most {timeout:?})",
-        figures.creation_with_s
-    ));
-    let (seen, watch_errors) = converged.await??;
-    let operator = leftovers.operator.as_mut().context("the operator")?;
-    figures.at_ready = operator.sample().await?;
-    figures.usage_at_ready = Some(operator.usage()?);
-    figures.convergence = Convergence::from_seen(&seen, t0);
-    figures.watch_errors = watch_errors;
-    step(&format!(
-        "all {n} Synapses Ready after {:.2} s; idle for {} s",
-        figures.convergence.synapses_ready_s, args.idle_secs
-    ));
+    /// The custom resources of N sets with no operator: what the plane itself costs.
+    async fn without_operators(
+        &self,
+        leftovers: &mut Leftovers,
+        figures: &mut Figures,
+    ) -> Result<()> {
+        let namespace = self.args.namespace(self.run_id, "without");
+        leftovers.create_namespace(&namespace).await?;
+        step(&format!(
+            "applying {} sets of custom resources in {namespace}, no operator running",
+            self.args.n
+        ));
+        let burst = bench::apply_burst(
+            self.client,
+            &namespace,
+            custom_resources(self.args),
+            self.args.workers,
+        )
+        .await?;
+        figures.creation_without_s = bench::secs(burst.elapsed);
+        figures.apply_retries += burst.retries;
+        step(&format!(
+            "created in {:.2} s; deleting {namespace}",
+            figures.creation_without_s
+        ));
+        figures.delete_without_s =
+            bench::secs(leftovers.delete_namespace(&namespace, self.timeout).await?);
+        Ok(())
+    }
 
-    // 4. and 5. The idle minute.
-    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
-    operator.check_running()?;
-    figures.idle = operator.sample().await?.since(&figures.at_ready);
-    let mut end = operator.usage()?;
-    // VmHWM is assembled from per-thread counters and may read a little lower later.
-    end.peak_rss_mib = end
-        .peak_rss_mib
-        .max(figures.usage_at_ready.map_or(0.0, |u| u.peak_rss_mib));
-    figures.usage_end = Some(end);
-    (figures.log_warnings, figures.log_errors) = operator.log_problems();
-    figures.load_end = bench::load_average();
+    /// The operators watching all namespaces, as an install does: the custom resources of N sets,
+    /// until every Deployment is ready, every Synapse Ready and every Heisenbridge Registered; then
+    /// the idle minute.
+    async fn with_operators(
+        &self,
+        children: &Children,
+        leftovers: &mut Leftovers,
+        figures: &mut Figures,
+    ) -> Result<()> {
+        let ready = leftovers
+            .start_operators(&self.args.binaries(), "", &self.args.operator_log_level)
+            .await?;
+        for (operator, ready_s) in leftovers.operators.iter().zip(ready) {
+            figures.operators.push(OperatorFigures {
+                name: operator.name().to_owned(),
+                binary: operator.binary().display().to_string(),
+                ready_s,
+                at_start: operator.sample().await?,
+                ..OperatorFigures::default()
+            });
+        }
 
-    // 6. Clean up, timed.
-    leftovers.stop_operator().await?;
-    step(&format!("deleting {with}"));
-    figures.delete_with_s = bench::secs(leftovers.delete_namespace(&with, timeout).await?);
-    leftovers.remove_nodes(timeout).await?;
-    figures.total_s = bench::secs(started.elapsed());
-    Ok(figures)
+        let namespace = self.args.namespace(self.run_id, "with");
+        leftovers.create_namespace(&namespace).await?;
+        let sets = custom_resources(self.args);
+        let expected = Expected {
+            deployments: children.deployments(self.args.n),
+            ..expected_resources(&sets.concat())
+        };
+        step(&format!(
+            "applying {} sets of custom resources in {namespace}, the operators running",
+            self.args.n
+        ));
+        let converged = self.burst(&namespace, sets, expected).await?;
+        figures.creation_with_s = bench::secs(converged.burst.elapsed);
+        figures.apply_retries += converged.burst.retries;
+        for (operator, f) in leftovers.operators.iter().zip(&mut figures.operators) {
+            f.at_ready = operator.sample().await?;
+            f.usage_at_ready = Some(operator.usage()?);
+        }
+        figures.convergence = converged.convergence;
+        figures.watch_errors = converged.watch_errors;
+        step(&format!(
+            "all ready after {:.2} s; idle for {} s",
+            figures
+                .convergence
+                .synapses_ready_s
+                .max(figures.convergence.bridges_registered_s),
+            self.args.idle_secs
+        ));
+
+        tokio::time::sleep(Duration::from_secs(self.args.idle_secs)).await;
+        for (operator, f) in leftovers.operators.iter_mut().zip(&mut figures.operators) {
+            operator.check_running()?;
+            f.idle = operator.sample().await?.since(&f.at_ready);
+            let mut end = operator.usage()?;
+            // VmHWM is assembled from per-thread counters and may read a little lower later.
+            end.peak_rss_mib = end
+                .peak_rss_mib
+                .max(f.usage_at_ready.map_or(0.0, |u| u.peak_rss_mib));
+            f.usage_end = Some(end);
+            (f.log_warnings, f.log_errors) = operator.log_problems();
+        }
+        figures.load_end = bench::load_average();
+
+        leftovers.stop_operators().await?;
+        step(&format!("deleting {namespace}"));
+        figures.delete_with_s =
+            bench::secs(leftovers.delete_namespace(&namespace, self.timeout).await?);
+        Ok(())
+    }
+
+    /// Applies `sets` into `namespace` while watching it, and waits until everything
+    /// `expected` is ready.
+    async fn burst(
+        &self,
+        namespace: &str,
+        sets: Vec<Vec<Desired>>,
+        expected: Expected,
+    ) -> Result<Converged> {
+        let mut tracker = Tracker::start(self.client, namespace, expected).await?;
+        let t0 = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let converged = tokio::spawn(async move {
+            let seen = tracker.converge(deadline).await;
+            seen.map(|seen| (seen, tracker.watch_errors))
+        });
+        let burst = bench::apply_burst(self.client, namespace, sets, self.args.workers).await?;
+        step(&format!(
+            "applied in {:.2} s; waiting for everything to be ready (at most {:?})",
+            bench::secs(burst.elapsed),
+            self.timeout
+        ));
+        let (seen, watch_errors) = converged.await??;
+        Ok(Converged {
+            burst,
+            convergence: Convergence::from_seen(&seen, t0),
+            watch_errors,
+        })
+    }
+}
+
+/// What a burst took and when what it waited for was ready.
+struct Converged {
+    burst: Burst,
+    /// Times from the first apply.
+    convergence: Convergence,
+    watch_errors: u32,
+}
+
+/// The Synapses and Heisenbridges among `set`, to wait for.
+fn expected_resources(set: &[Desired]) -> Expected {
+    let names = |kind: &str| {
+        set.iter()
+            .filter(|d| d.resource.kind == kind)
+            .map(|d| d.name.clone())
+            .collect()
+    };
+    Expected {
+        synapses: names("Synapse"),
+        bridges: names("Heisenbridge"),
+        ..Expected::default()
+    }
+}
+
+fn custom_resources(args: &Args) -> Vec<Vec<Desired>> {
+    let heisenbridge = args.heisenbridge_operator.is_some();
+    (0..args.n)
+        .map(|i| bench::custom_resources(i, heisenbridge))
+        .collect()
 }
