@@ -310,10 +310,12 @@ impl Scenario {
         };
         // The kubelet's limits on a message taken from the log: 80 lines, 2048 bytes.
         let lines: Vec<&str> = output.lines().collect();
-        let mut message = lines[lines.len().saturating_sub(80)..].join("\n");
-        while message.len() > 2048 {
-            message.remove(0);
+        let message = lines[lines.len().saturating_sub(80)..].join("\n");
+        let mut start = message.len().saturating_sub(2048);
+        while !message.is_char_boundary(start) {
+            start += 1;
         }
+        let message = &message[start..];
         let now = k8s_openapi::jiff::Timestamp::now().to_string();
         let container = &pod.spec.as_ref().map(|s| s.containers[0].name.clone());
         let ended = serde_json::json!({"status": {

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 
 use crate::events::Events;
 use crate::reconciled::Reconciled;
+use synapse_types::contract::labels;
 
 /// A stream of objects that changed, for a controller's `owns_stream`/`watches_stream`.
 pub type Triggers<K> = BoxStream<'static, Result<K, watcher::Error>>;
@@ -241,6 +242,28 @@ where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     store.get(&reflector::ObjectRef::new(name).within(namespace))
+}
+
+/// The cached objects of `store` in `namespace` whose instance label names `instance`: the
+/// children of one object, whatever their names.
+pub fn cached_of_instance<K>(store: &Store<K>, namespace: &str, instance: &str) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|object| {
+            let meta = object.meta();
+            meta.namespace.as_deref() == Some(namespace)
+                && meta
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::INSTANCE))
+                    .map(String::as_str)
+                    == Some(instance)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -99,14 +99,38 @@ impl Candidate {
         Some(Self { image, config_hash })
     }
 
-    /// The candidate a cached Deployment runs.
+    /// The candidate a cached Deployment runs, read from its spec's text without building the
+    /// rest of it (every reconciliation of a running Synapse asks).
     pub fn of_cached(deployment: &CachedDeployment) -> Option<Self> {
-        let spec: serde_json::Value = serde_json::from_str(deployment.spec.as_ref()?.get()).ok()?;
-        let text = |pointer: &str| spec.pointer(pointer)?.as_str().map(str::to_owned);
-        let annotation = CONFIG_HASH_ANNOTATION.replace('/', "~1");
+        #[derive(Deserialize)]
+        struct Spec {
+            template: Template,
+        }
+        #[derive(Deserialize)]
+        struct Template {
+            metadata: Option<Meta>,
+            spec: Option<Pod>,
+        }
+        #[derive(Deserialize)]
+        struct Meta {
+            annotations: Option<BTreeMap<String, String>>,
+        }
+        #[derive(Deserialize)]
+        struct Pod {
+            containers: Vec<Image>,
+        }
+        #[derive(Deserialize)]
+        struct Image {
+            image: Option<String>,
+        }
+        let spec: Spec = serde_json::from_str(deployment.spec.as_ref()?.get()).ok()?;
+        let template = spec.template;
         Some(Self {
-            image: text("/template/spec/containers/0/image")?,
-            config_hash: text(&format!("/template/metadata/annotations/{annotation}"))?,
+            image: template.spec?.containers.into_iter().next()?.image?,
+            config_hash: template
+                .metadata?
+                .annotations?
+                .remove(CONFIG_HASH_ANNOTATION)?,
         })
     }
 

@@ -5,17 +5,14 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
-use kube::Resource;
 use kube::ResourceExt as _;
 use kube::api::PartialObjectMeta;
-use kube::runtime::reflector::Store;
 use operator_common::cached_deployment::CachedDeployment;
 use operator_common::error::Error;
 use operator_common::input::ConfigMapInput;
 use operator_common::subject::Subject;
-use operator_common::watch::cached;
+use operator_common::watch::{cached, cached_of_instance};
 use synapse_types::Synapse;
-use synapse_types::contract::labels;
 
 use crate::appservice::{Announced, announcements};
 use crate::config_check::CheckJob;
@@ -75,29 +72,12 @@ pub async fn inputs(synapse: &Synapse, subject: &Subject, ctx: &Context) -> Resu
             certificate: cached(&caches.certificates, namespace, &names::workload(name)),
         },
         workers: worker_objects(synapse, ctx, namespace, name),
-        config_checks: of_instance(&caches.config_checks, namespace, name),
+        config_checks: cached_of_instance(&caches.config_checks, namespace, name),
         monitors: monitoring::Cached {
             service_monitor: cached(&caches.service_monitors, namespace, &names::workload(name)),
             pod_monitor: cached(&caches.pod_monitors, namespace, &names::workload(name)),
         },
     })
-}
-
-/// The objects of `store` labelled as children of the Synapse `namespace/name`.
-fn of_instance<K>(store: &Store<K>, namespace: &str, name: &str) -> Vec<Arc<K>>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    store
-        .state()
-        .into_iter()
-        .filter(|object| {
-            let meta = object.meta();
-            meta.namespace.as_deref() == Some(namespace)
-                && meta.labels.as_ref().and_then(|l| l.get(labels::INSTANCE))
-                    == Some(&name.to_owned())
-        })
-        .collect()
 }
 
 /// The cached worker objects of the Synapse: scanned for only when it declares workers or its

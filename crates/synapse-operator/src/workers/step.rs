@@ -12,6 +12,7 @@ use operator_common::apply::{Applicable, Applier};
 use operator_common::cached_deployment::CachedDeployment;
 use operator_common::error::Error;
 use operator_common::rollout::Rollout;
+use operator_common::watch::cached_of_instance;
 use synapse_types::contract::labels;
 use synapse_types::synapse::{WorkerRoleStatus, WorkersStatus};
 
@@ -61,20 +62,15 @@ pub fn of_synapse<K>(
     main_service: &str,
 ) -> Vec<Arc<K>>
 where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
+    K: Resource<DynamicType = ()> + Clone + 'static,
 {
-    store
-        .state()
+    cached_of_instance(store, namespace, name)
         .into_iter()
         .filter(|object| {
             let meta = object.meta();
-            let labels = meta.labels.as_ref();
-            let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-            meta.namespace.as_deref() == Some(namespace)
-                && label(labels::INSTANCE) == Some(name)
-                && (label(labels::COMPONENT).is_some_and(is_worker_component)
-                    || meta.name.as_deref() == Some(main_service))
+            let component = meta.labels.as_ref().and_then(|l| l.get(labels::COMPONENT));
+            component.is_some_and(|c| is_worker_component(c))
+                || meta.name.as_deref() == Some(main_service)
         })
         .collect()
 }
