@@ -154,7 +154,6 @@ async fn suspend_scales_to_zero_and_resume_keeps_the_data() {
             .unwrap_or_default()
             .contains("spec.suspend")
     );
-    wait_event(&client, &ns, "hs", "Normal", "Suspended").await;
     let scaled: Deployment = get(&client, &ns, "hs").await;
     assert_eq!(replicas(&scaled), Some(0));
     assert_eq!(

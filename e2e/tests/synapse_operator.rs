@@ -293,7 +293,6 @@ async fn values_mode_renders_deploys_and_boots_synapse() {
         "Progressing=True while rolling out, before Ready: {:#?}",
         seen.iter().map(|s| &s["status"]).collect::<Vec<_>>()
     );
-    wait_event(&client, &ns, "matrix", "Normal", "RollingOut").await;
     wait_event(&client, &ns, "matrix", "Normal", "Running").await;
 
     // The rendered base file (item 1), the overlay (item 3) and the log config.

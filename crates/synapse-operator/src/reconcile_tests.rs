@@ -133,7 +133,6 @@ fn checking(written: &Bodies) -> Vec<Exchange> {
             .capture(written)
             .echo(),
         Exchange::post(JOBS).capture(written).echo(),
-        event("CheckingConfig", "Normal"),
         status_write(written),
     ]
 }
@@ -184,7 +183,6 @@ fn creation(written: &Bodies) -> Vec<Exchange> {
             json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200}),
         ),
         Exchange::patch(SERVICE).capture(written).echo(),
-        event("RollingOut", "Normal"),
         event("SQLite", "Normal"),
         status_write(written),
     ]
@@ -237,7 +235,7 @@ fn creation_with(
 ) -> Vec<Exchange> {
     let mut script = creation(written);
     let status = script.pop().expect("the status write");
-    let events = script.split_off(script.len() - 2);
+    let events = script.split_off(script.len() - 1);
     script.extend(exposure);
     script.extend(events);
     script.extend(exposed.map(|(reason, type_)| event(reason, type_)));

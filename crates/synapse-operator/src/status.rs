@@ -19,8 +19,9 @@ use crate::public::Public;
 use crate::resolve::{ConfigProblem, ResolvedConfig};
 use crate::workers::step::WorkersState;
 
-/// The Events of a Synapse: every change of `Ready` (its progress included) and of
-/// `DatabaseReady`; a Warning for what the user must act on.
+/// The Events of a Synapse, as of the bridges: a Warning for what the user must act on, a Normal
+/// one when a condition becomes True. Progress (a check or a rollout under way) is in the
+/// conditions only: an Event for each step would double the writes of a burst of creations.
 pub const EVENTS: EventPolicy = EventPolicy {
     conditions: &[
         CONDITION_READY,
@@ -29,7 +30,7 @@ pub const EVENTS: EventPolicy = EventPolicy {
         CONDITION_MONITORED,
     ],
     is_warning,
-    announce_progress: true,
+    announce_progress: false,
 };
 
 /// A database that is not ready, a configuration problem or a failed rollout.
