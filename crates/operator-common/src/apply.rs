@@ -202,13 +202,13 @@ impl Applier {
         }
     }
 
-    /// Applies `status` as the status of `object`; nothing when the object is gone (deleted
-    /// while it was reconciled).
+    /// Applies `status` as the status of `object`, returning the `resourceVersion` the write
+    /// made; nothing when the object is gone (deleted while it was reconciled).
     pub async fn apply_status<K: Reconciled>(
         &self,
         object: &K,
         status: &K::Status,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<String>, Error> {
         let patch = serde_json::json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
@@ -224,8 +224,8 @@ impl Applier {
             )
             .await;
         match result {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+            Ok(written) => Ok(written.meta().resource_version.clone()),
+            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
             Err(error) => Err(api_error(Self::describe("write the status of", object))(
                 error,
             )),

@@ -56,11 +56,25 @@ pub struct Pipeline {
     written: Arc<Mutex<Written>>,
 }
 
-/// By object uid: the `resourceVersion` a status was written over, and that status. While the
-/// cache still shows that version, the status written is the current one: a reconciliation
-/// triggered before the cache caught up (by a child's change, say) must not write it again,
-/// with new transition times and its Events once more.
-type Written = HashMap<String, (String, serde_json::Value)>;
+/// By object uid: the last status this operator wrote, and every `resourceVersion` of the object
+/// known to come before that write: those its writes were made over and those its earlier writes
+/// made. While the cache shows one of them, the status written is the current one: a
+/// reconciliation triggered before the cache caught up (by a child's change, say) must not write
+/// it again, with new transition times and its Events once more. Several writes can come before
+/// the cache shows the first, so the version of any of them, not only the last, is stale.
+type Written = HashMap<String, WrittenStatus>;
+
+#[derive(Default)]
+struct WrittenStatus {
+    status: serde_json::Value,
+    stale_versions: Vec<String>,
+    /// The version the last write made, stale once another write follows it.
+    made: Option<String>,
+}
+
+/// Bounds the stale versions remembered of one object: more writes than that before the cache
+/// shows the first cost a repeated write, nothing else.
+const MAX_STALE_VERSIONS: usize = 16;
 
 /// Bounds the memory of [`Written`].
 const MAX_WRITTEN: usize = 10_000;
@@ -104,15 +118,15 @@ impl Pipeline {
         };
         let mut written = lock(&self.written);
         match written.get(uid) {
-            Some((over, status)) if over == version => {
-                let Ok(status) = serde_json::from_value(status.clone()) else {
+            Some(entry) if entry.stale_versions.iter().any(|v| v == version) => {
+                let Ok(status) = serde_json::from_value(entry.status.clone()) else {
                     return object;
                 };
                 let mut current = object.as_ref().clone();
                 *current.status_mut() = Some(status);
                 Arc::new(current)
             }
-            // The cache shows a later version, which holds the write.
+            // The cache shows the last write, or a later version, which holds it.
             Some(_) => {
                 written.remove(uid);
                 object
@@ -171,7 +185,7 @@ impl Pipeline {
             return Ok(());
         }
         self.events.publish(object, notices).await;
-        self.applier.apply_status(object, &status).await?;
+        let made = self.applier.apply_status(object, &status).await?;
         let meta = object.meta();
         if let (Some(uid), Some(version), Ok(status)) = (
             meta.uid.clone(),
@@ -181,10 +195,17 @@ impl Pipeline {
             let mut written = lock(&self.written);
             // Entries of deleted objects are never seen again; forgetting them all only costs
             // the next reconciliations of the others a repeated write.
-            if written.len() >= MAX_WRITTEN {
+            if written.len() >= MAX_WRITTEN && !written.contains_key(&uid) {
                 written.clear();
             }
-            written.insert(uid, (version, status));
+            let entry = written.entry(uid).or_default();
+            entry.stale_versions.push(version);
+            entry.stale_versions.extend(entry.made.take());
+            if entry.stale_versions.len() > MAX_STALE_VERSIONS {
+                entry.stale_versions.remove(0);
+            }
+            entry.status = status;
+            entry.made = made;
         }
         Ok(())
     }
@@ -227,8 +248,87 @@ pub fn now() -> Time {
 mod tests {
     use synapse_types::Synapse;
 
+    use synapse_types::SynapseStatus;
+
     use super::*;
     use crate::error::ErrorKind;
+    use crate::testing::{Exchange, scripted};
+
+    const QUIET: EventPolicy = EventPolicy {
+        conditions: &[],
+        is_warning: |_| false,
+        announce_progress: false,
+    };
+
+    fn at_version(version: &str, observed: Option<i64>) -> Arc<Synapse> {
+        let mut synapse: Synapse = serde_json::from_value(serde_json::json!({
+            "apiVersion": "synapse.opdev.io/v1alpha1",
+            "kind": "Synapse",
+            "metadata": {"name": "hs", "namespace": "ns", "uid": "u", "resourceVersion": version},
+            "spec": {"homeserver": {"values": {"serverName": "x.org", "reportStats": false}}},
+        }))
+        .unwrap();
+        synapse.status = observed.map(|generation| SynapseStatus {
+            observed_generation: Some(generation),
+            ..SynapseStatus::default()
+        });
+        Arc::new(synapse)
+    }
+
+    /// The status write, answered with the object at `version`.
+    fn status_write(version: &str) -> Exchange {
+        let mut written = serde_json::to_value(at_version(version, None).as_ref()).unwrap();
+        written["metadata"]["resourceVersion"] = version.into();
+        Exchange::patch("/apis/synapse.opdev.io/v1alpha1/namespaces/ns/synapses/hs/status")
+            .reply(200, written)
+    }
+
+    fn observed(synapse: &Synapse) -> Option<i64> {
+        synapse.status.as_ref().and_then(|s| s.observed_generation)
+    }
+
+    #[tokio::test]
+    async fn a_cache_behind_any_of_several_status_writes_is_not_written_over_again() {
+        let (client, api) = scripted();
+        let pipeline = Pipeline::new(client, "synapse-operator", QUIET, None);
+        let status = |generation| {
+            Converged::status(SynapseStatus {
+                observed_generation: Some(generation),
+                ..SynapseStatus::default()
+            })
+        };
+        let work = async {
+            // Two writes before the cache shows either: both made over version 1.
+            let first = pipeline.current(at_version("1", None));
+            pipeline
+                .finish(first.as_ref(), Ok(status(1)))
+                .await
+                .unwrap();
+            let second = pipeline.current(at_version("1", None));
+            assert_eq!(
+                observed(&second),
+                Some(1),
+                "the first write, not yet cached"
+            );
+            pipeline
+                .finish(second.as_ref(), Ok(status(2)))
+                .await
+                .unwrap();
+            // The cache shows the first write (version 2): the second is still the current one.
+            let behind = pipeline.current(at_version("2", Some(1)));
+            assert_eq!(observed(&behind), Some(2));
+            pipeline
+                .finish(behind.as_ref(), Ok(status(2)))
+                .await
+                .unwrap();
+            // The cache shows the second write: it is taken as it is, and remembered no longer.
+            let caught_up = pipeline.current(at_version("3", Some(2)));
+            assert_eq!(observed(&caught_up), Some(2));
+            assert!(lock(&pipeline.written).is_empty());
+        };
+        api.play(vec![status_write("2"), status_write("3")], work)
+            .await;
+    }
 
     #[test]
     fn a_refusal_fails_ready_and_keeps_the_other_conditions() {
