@@ -177,6 +177,22 @@ impl Applier {
             .map_err(api_error(Self::describe("create", object)))
     }
 
+    /// Creates `object` unless an object of its name exists: `None` then. For a child whose name
+    /// says what it is (a hash of its content), which a reconciliation before the cache showed
+    /// it may have created already.
+    pub async fn create_new<K: Applicable>(&self, object: &K) -> Result<Option<K>, Error> {
+        let namespace = object.namespace().unwrap_or_default();
+        match self
+            .api::<K>(&namespace)
+            .create(&PostParams::default(), object)
+            .await
+        {
+            Ok(created) => Ok(Some(created)),
+            Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(None),
+            Err(error) => Err(api_error(Self::describe("create", object))(error)),
+        }
+    }
+
     /// A JSON merge patch of the `K` `name` in `namespace` (`what` names the change).
     pub async fn merge<K: Applicable>(
         &self,

@@ -470,10 +470,12 @@ pub async fn gate(
     let data = || config.data.clone().unwrap_or_default();
     match decision {
         Decision::Start => {
+            // Created already when the cache does not show it yet: its watch brings it, and with
+            // it the candidate Secret's turn (`Running`).
             let created = applier
-                .create(&job(subject, desired, &key, own_secret))
+                .create_new(&job(subject, desired, &key, own_secret))
                 .await?;
-            if own_secret.is_some() {
+            if let (Some(created), Some(_)) = (created, own_secret) {
                 let created = CheckJob::from(created);
                 applier.create(&candidate_secret(&created, data())).await?;
             }

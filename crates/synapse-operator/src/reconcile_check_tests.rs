@@ -126,3 +126,29 @@ async fn a_check_whose_secret_was_not_created_gets_it() {
     .await
     .expect("the reconciliation succeeds");
 }
+
+#[tokio::test]
+async fn a_check_created_before_the_cache_shows_it_is_not_an_error() {
+    // An earlier reconciliation created the Job; the cache does not show it yet.
+    let cached = running_cache(&reporting(false)).await;
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let exists = api_status(
+        409,
+        "AlreadyExists",
+        "jobs.batch \"hs-check\" already exists",
+    );
+    let script = vec![
+        Exchange::post(JOBS).reply(409, exists),
+        event("Running", "Normal"),
+        status_write(&written),
+    ];
+    api.play(
+        script,
+        reconcile(Arc::new(reporting(true)), context(client, cached)),
+    )
+    .await
+    .expect("the check is under way");
+    let status = &written.lock().unwrap()[0];
+    assert_eq!(condition(status, "Progressing")["reason"], "CheckingConfig");
+}
