@@ -57,8 +57,8 @@ pub struct Pipeline {
 }
 
 /// By object uid: the last status this operator wrote, and every `resourceVersion` of the object
-/// known to come before that write: those its writes were made over and those its earlier writes
-/// made. While the cache shows one of them, the status written is the current one: a
+/// known to come before that write: those its writes were made over, those its earlier writes
+/// made, and those its changes to the object itself (a finalizer) made on the way. While the cache shows one of them, the status written is the current one: a
 /// reconciliation triggered before the cache caught up (by a child's change, say) must not write
 /// it again, with new transition times and its Events once more. Several writes can come before
 /// the cache shows the first, so the version of any of them, not only the last, is stale.
@@ -66,7 +66,8 @@ type Written = HashMap<String, WrittenStatus>;
 
 #[derive(Default)]
 struct WrittenStatus {
-    status: serde_json::Value,
+    /// None while only the object itself was changed.
+    status: Option<serde_json::Value>,
     stale_versions: Vec<String>,
     /// The version the last write made, stale once another write follows it.
     made: Option<String>,
@@ -119,7 +120,7 @@ impl Pipeline {
         let mut written = lock(&self.written);
         match written.get(uid) {
             Some(entry) if entry.stale_versions.iter().any(|v| v == version) => {
-                let Ok(status) = serde_json::from_value(entry.status.clone()) else {
+                let Some(Ok(status)) = (entry.status.clone()).map(serde_json::from_value) else {
                     return object;
                 };
                 let mut current = object.as_ref().clone();
@@ -132,6 +133,14 @@ impl Pipeline {
                 object
             }
             None => object,
+        }
+    }
+
+    /// This reconciliation changed `object` itself (not its status), which made the version
+    /// `made`: one the cache may show before the status the reconciliation ends with.
+    pub fn changed<K: Reconciled>(&self, object: &K, made: Option<String>) {
+        if let (Some(uid), Some(made)) = (object.meta().uid.clone(), made) {
+            self.remember(uid, |entry| entry.stale_versions.push(made));
         }
     }
 
@@ -192,22 +201,30 @@ impl Pipeline {
             meta.resource_version.clone(),
             serde_json::to_value(&status),
         ) {
-            let mut written = lock(&self.written);
-            // Entries of deleted objects are never seen again; forgetting them all only costs
-            // the next reconciliations of the others a repeated write.
-            if written.len() >= MAX_WRITTEN && !written.contains_key(&uid) {
-                written.clear();
-            }
-            let entry = written.entry(uid).or_default();
-            entry.stale_versions.push(version);
-            entry.stale_versions.extend(entry.made.take());
-            if entry.stale_versions.len() > MAX_STALE_VERSIONS {
-                entry.stale_versions.remove(0);
-            }
-            entry.status = status;
-            entry.made = made;
+            self.remember(uid, |entry| {
+                entry.stale_versions.push(version);
+                entry.stale_versions.extend(entry.made.take());
+                entry.status = Some(status);
+                entry.made = made;
+            });
         }
         Ok(())
+    }
+
+    fn remember(&self, uid: String, update: impl FnOnce(&mut WrittenStatus)) {
+        let mut written = lock(&self.written);
+        // Entries of deleted objects are never seen again; forgetting them all only costs the
+        // next reconciliations of the others a repeated write.
+        if written.len() >= MAX_WRITTEN && !written.contains_key(&uid) {
+            written.clear();
+        }
+        let entry = written.entry(uid).or_default();
+        update(entry);
+        let excess = entry
+            .stale_versions
+            .len()
+            .saturating_sub(MAX_STALE_VERSIONS);
+        entry.stale_versions.drain(..excess);
     }
 }
 
@@ -328,6 +345,34 @@ mod tests {
         };
         api.play(vec![status_write("2"), status_write("3")], work)
             .await;
+    }
+
+    #[tokio::test]
+    async fn a_cache_showing_the_operators_own_change_of_the_object_is_behind_its_status() {
+        let (client, api) = scripted();
+        let pipeline = Pipeline::new(client, "synapse-operator", QUIET, None);
+        let work = async {
+            // The reconciliation of version 1 added a finalizer (version 2), then wrote the
+            // status (version 3).
+            let object = pipeline.current(at_version("1", None));
+            pipeline.changed(object.as_ref(), Some("2".into()));
+            assert_eq!(observed(&pipeline.current(at_version("2", None))), None);
+            let status = SynapseStatus {
+                observed_generation: Some(1),
+                ..SynapseStatus::default()
+            };
+            pipeline
+                .finish(object.as_ref(), Ok(Converged::status(status)))
+                .await
+                .unwrap();
+            assert_eq!(observed(&pipeline.current(at_version("2", None))), Some(1));
+            assert_eq!(
+                observed(&pipeline.current(at_version("3", Some(1)))),
+                Some(1)
+            );
+            assert!(lock(&pipeline.written).is_empty());
+        };
+        api.play(vec![status_write("3")], work).await;
     }
 
     #[test]

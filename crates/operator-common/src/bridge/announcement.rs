@@ -154,28 +154,29 @@ pub(super) fn finalizer_patch<B: Bridge>(bridge: &B, keep: bool) -> serde_json::
 
 /// Adds the finalizer, before the first announcement, so that the bridge cannot go away without
 /// withdrawing it. `metadata.finalizers` is a set: the apply under `field_manager` adds this one
-/// entry and leaves the others alone.
+/// entry and leaves the others alone. Returns the bridge's version the patch made, if it made one.
 pub async fn add_finalizer<B: Bridge>(
     api: &Api<B>,
     bridge: &B,
     field_manager: &str,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     if has_finalizer(bridge) {
-        return Ok(());
+        return Ok(None);
     }
-    api.patch(
-        &bridge.name_any(),
-        &PatchParams::apply(field_manager).force(),
-        &Patch::Apply(finalizer_patch(bridge, true)),
-    )
-    .await
-    .map_err(api_error(format!(
-        "add the finalizer of {} {}/{}",
-        B::KIND,
-        bridge.namespace().unwrap_or_default(),
-        bridge.name_any()
-    )))?;
-    Ok(())
+    let patched = api
+        .patch(
+            &bridge.name_any(),
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(finalizer_patch(bridge, true)),
+        )
+        .await
+        .map_err(api_error(format!(
+            "add the finalizer of {} {}/{}",
+            B::KIND,
+            bridge.namespace().unwrap_or_default(),
+            bridge.name_any()
+        )))?;
+    Ok(patched.meta().resource_version.clone())
 }
 
 /// Removes the finalizer once the announcement is withdrawn.

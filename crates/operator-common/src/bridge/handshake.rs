@@ -185,8 +185,14 @@ impl<'a, B: Bridge> Handshake<'a, B> {
         synapse: &Synapse,
         file: &str,
     ) -> Result<RegistrationState, Error> {
-        let applier = &self.ctx.pipeline.applier;
-        add_finalizer(&self.bridges_api(), self.bridge, applier.field_manager()).await?;
+        let pipeline = &self.ctx.pipeline;
+        let made = add_finalizer(
+            &self.bridges_api(),
+            self.bridge,
+            pipeline.applier.field_manager(),
+        )
+        .await?;
+        pipeline.changed(self.bridge, made);
         self.announcement
             .announce(&self.synapses_api(), synapse)
             .await?;
