@@ -46,10 +46,11 @@ pub fn synapse_ready(synapse: &DynamicObject) -> bool {
     condition_true(synapse, "Ready")
 }
 
-/// A Heisenbridge is done when its condition Registered is True: its Synapse serves its
-/// registration.
+/// A Heisenbridge is done when its conditions Registered (its Synapse serves its registration)
+/// and Ready (its own pod runs) are both True: either may come last, and the idle minute must
+/// not start before the other.
 pub fn bridge_registered(bridge: &DynamicObject) -> bool {
-    condition_true(bridge, "Registered")
+    condition_true(bridge, "Registered") && condition_true(bridge, "Ready")
 }
 
 fn condition_true(object: &DynamicObject, type_: &str) -> bool {
