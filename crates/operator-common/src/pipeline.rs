@@ -58,10 +58,11 @@ pub struct Pipeline {
 
 /// By object uid: the last status this operator wrote, and every `resourceVersion` of the object
 /// known to come before that write: those its writes were made over, those its earlier writes
-/// made, and those its changes to the object itself (a finalizer) made on the way. While the cache shows one of them, the status written is the current one: a
-/// reconciliation triggered before the cache caught up (by a child's change, say) must not write
-/// it again, with new transition times and its Events once more. Several writes can come before
-/// the cache shows the first, so the version of any of them, not only the last, is stale.
+/// made, and those its changes to the object itself (a finalizer) made on the way. While the
+/// cache shows one of them, the status written is the current one: a reconciliation triggered
+/// before the cache caught up (by a child's change, say) must not write it again, with new
+/// transition times and its Events once more. Several writes can come before the cache shows the
+/// first, so the version of any of them, not only the last, is stale.
 type Written = HashMap<String, WrittenStatus>;
 
 #[derive(Default)]
@@ -263,9 +264,7 @@ pub fn now() -> Time {
 
 #[cfg(test)]
 mod tests {
-    use synapse_types::Synapse;
-
-    use synapse_types::SynapseStatus;
+    use synapse_types::{Synapse, SynapseStatus};
 
     use super::*;
     use crate::error::ErrorKind;
@@ -285,17 +284,21 @@ mod tests {
             "spec": {"homeserver": {"values": {"serverName": "x.org", "reportStats": false}}},
         }))
         .unwrap();
-        synapse.status = observed.map(|generation| SynapseStatus {
+        synapse.status = observed.map(observing);
+        Arc::new(synapse)
+    }
+
+    /// A status of the spec's `generation`.
+    fn observing(generation: i64) -> SynapseStatus {
+        SynapseStatus {
             observed_generation: Some(generation),
             ..SynapseStatus::default()
-        });
-        Arc::new(synapse)
+        }
     }
 
     /// The status write, answered with the object at `version`.
     fn status_write(version: &str) -> Exchange {
-        let mut written = serde_json::to_value(at_version(version, None).as_ref()).unwrap();
-        written["metadata"]["resourceVersion"] = version.into();
+        let written = serde_json::to_value(at_version(version, None).as_ref()).unwrap();
         Exchange::patch("/apis/synapse.opdev.io/v1alpha1/namespaces/ns/synapses/hs/status")
             .reply(200, written)
     }
@@ -308,12 +311,7 @@ mod tests {
     async fn a_cache_behind_any_of_several_status_writes_is_not_written_over_again() {
         let (client, api) = scripted();
         let pipeline = Pipeline::new(client, "synapse-operator", QUIET, None);
-        let status = |generation| {
-            Converged::status(SynapseStatus {
-                observed_generation: Some(generation),
-                ..SynapseStatus::default()
-            })
-        };
+        let status = |generation| Converged::status(observing(generation));
         let work = async {
             // Two writes before the cache shows either: both made over version 1.
             let first = pipeline.current(at_version("1", None));
@@ -357,12 +355,8 @@ mod tests {
             let object = pipeline.current(at_version("1", None));
             pipeline.changed(object.as_ref(), Some("2".into()));
             assert_eq!(observed(&pipeline.current(at_version("2", None))), None);
-            let status = SynapseStatus {
-                observed_generation: Some(1),
-                ..SynapseStatus::default()
-            };
             pipeline
-                .finish(object.as_ref(), Ok(Converged::status(status)))
+                .finish(object.as_ref(), Ok(Converged::status(observing(1))))
                 .await
                 .unwrap();
             assert_eq!(observed(&pipeline.current(at_version("2", None))), Some(1));

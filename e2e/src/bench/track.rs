@@ -1,6 +1,6 @@
 //! When each Deployment of a burst first became ready, each Synapse first reported Ready=True
-//! and each Heisenbridge Registered=True, as seen through watches of the namespace (never by
-//! polling).
+//! and each Heisenbridge Registered=True and Ready=True, as seen through watches of the namespace
+//! (never by polling).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

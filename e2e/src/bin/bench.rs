@@ -464,8 +464,8 @@ impl Run<'_> {
     }
 
     /// The operators watching all namespaces, as an install does: the custom resources of N sets,
-    /// until every Deployment is ready, every Synapse Ready and every Heisenbridge Registered; then
-    /// the idle minute.
+    /// until every Deployment is ready, every Synapse Ready and every Heisenbridge Registered and
+    /// Ready; then the idle minute.
     async fn with_operators(
         &self,
         children: &Children,
