@@ -5,6 +5,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -119,11 +120,25 @@ pub fn operator_binary(name: &str) -> PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; the caller binds it right after).
+///
+/// Not one the kernel picks: a port bound to `:0` and released can be handed out again at once,
+/// to a parallel test's operator (whose `/readyz` then answers for one that could not listen) or
+/// to an outgoing connection. So the ports come from below Linux's ephemeral range (32768–60999)
+/// and above the plane's own (up to 25432), never the same twice in one test process, starting
+/// at an offset of its pid so that concurrent processes start apart.
 pub fn free_local_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free loopback port")
-        .port()
+    const FIRST: u32 = 26_000;
+    const COUNT: u32 = 6_700;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    for _ in 0..COUNT {
+        let offset = (std::process::id().wrapping_mul(97))
+            .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        let port = u16::try_from(FIRST + offset % COUNT).expect("the range fits a port");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT)
 }
 
 /// `GET path` from a loopback HTTP/1.1 endpoint: the status code and body.
