@@ -160,6 +160,7 @@ pub fn next_status(
 /// one when it becomes ready or registered.
 pub const EVENTS: EventPolicy = EventPolicy {
     conditions: &[CONDITION_READY, CONDITION_REGISTERED],
+    milestones: &[CONDITION_READY, CONDITION_REGISTERED],
     is_warning: |condition| is_failure(&condition.reason),
     announce_progress: false,
 };

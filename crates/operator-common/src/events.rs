@@ -92,6 +92,10 @@ pub struct Notice {
 pub struct EventPolicy {
     /// The condition types whose changes are announced.
     pub conditions: &'static [&'static str],
+    /// Those whose first True is news (the object is up, connected): a Normal Event. Another
+    /// condition becoming True is announced only when it ends a problem (it was there and not
+    /// True): that a new object's database is ready says nothing the Ready Event does not.
+    pub milestones: &'static [&'static str],
     /// Whether a condition stands for a problem the user must act on: a Warning.
     pub is_warning: fn(&Condition) -> bool,
     /// Whether a change that is neither a problem nor a condition becoming True (progress such
@@ -116,12 +120,14 @@ pub fn condition_notices(
             continue;
         };
         let warning = (policy.is_warning)(&now);
-        let unchanged = find(before, type_).is_some_and(|was| {
+        let was = find(before, type_);
+        let unchanged = was.as_ref().is_some_and(|was| {
             was.status == now.status
                 && was.reason == now.reason
                 && (!warning || was.message == now.message)
         });
-        let announced = warning || now.status == "True" || policy.announce_progress;
+        let news = was.is_some() || policy.milestones.contains(type_);
+        let announced = warning || (now.status == "True" && news) || policy.announce_progress;
         if unchanged || !announced || notices.iter().any(|n| n.reason == now.reason) {
             continue;
         }
@@ -153,7 +159,8 @@ mod tests {
     }
 
     const BRIDGE: EventPolicy = EventPolicy {
-        conditions: &["Ready", "Registered"],
+        conditions: &["Ready", "Registered", "DatabaseReady"],
+        milestones: &["Ready", "Registered"],
         is_warning: |c| c.reason == "InvalidConfig",
         announce_progress: false,
     };
@@ -186,6 +193,17 @@ mod tests {
             [(false, "Running"), (false, "Registered")]
         );
         assert!(condition_notices(&up, &up, &BRIDGE).is_empty());
+    }
+
+    #[test]
+    fn a_supporting_condition_is_announced_when_it_ends_a_problem_not_when_it_starts_true() {
+        let ready = [condition("DatabaseReady", "True", "Connected", "ok")];
+        assert!(condition_notices(&[], &ready, &BRIDGE).is_empty());
+        let waiting = [condition("DatabaseReady", "False", "Waiting", "no answer")];
+        assert_eq!(
+            reasons(&condition_notices(&waiting, &ready, &BRIDGE)),
+            [(false, "Connected")]
+        );
     }
 
     #[test]

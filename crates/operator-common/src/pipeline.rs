@@ -272,6 +272,7 @@ mod tests {
 
     const QUIET: EventPolicy = EventPolicy {
         conditions: &[],
+        milestones: &[],
         is_warning: |_| false,
         announce_progress: false,
     };

@@ -238,12 +238,17 @@ pub fn next_status(
 }
 
 /// The Events of a MautrixSignal: a Warning for each problem the user must act on, a Normal
-/// one when a condition becomes true.
+/// one when it becomes ready or registered, its configuration is migrated, or a problem ends.
 pub const EVENTS: EventPolicy = EventPolicy {
     conditions: &[
         CONDITION_READY,
         CONDITION_REGISTERED,
         CONDITION_DATABASE_READY,
+        CONDITION_CONFIG_MIGRATED,
+    ],
+    milestones: &[
+        CONDITION_READY,
+        CONDITION_REGISTERED,
         CONDITION_CONFIG_MIGRATED,
     ],
     is_warning: |condition| is_failure(&condition.reason),

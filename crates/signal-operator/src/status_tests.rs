@@ -76,7 +76,7 @@ fn running_and_registered_is_running_and_steady() {
             .iter()
             .map(|n| n.reason.as_str())
             .collect::<Vec<_>>(),
-        ["Running", "Registered", "SQLite"]
+        ["Running", "Registered"]
     );
     assert_eq!(
         condition(&first, CONDITION_DATABASE_READY).reason,

@@ -1,8 +1,10 @@
 //! The configuration check: before a new configuration or image replaces the running Synapse, or
 //! starts the first one, a Job runs Synapse's own loader (`python -m synapse.config`) with the
 //! image, files and environment the new pod would have. Only a passing check rolls out; a failing
-//! one leaves the running pod as it is and reports Synapse's own words. Pure builders and
-//! decisions; the step that acts on them is in `reconcile`.
+//! one leaves the running pod as it is and reports Synapse's own words. A first deployment of a
+//! configuration the operator rendered whole, for its default image, starts unchecked (see
+//! [`Decision::Generated`]). Pure builders and decisions; the step that acts on them is in
+//! `reconcile`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use operator_common::workload::empty_dir_volume;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::build::DEFAULT_IMAGE;
 use crate::resolve::ConfigProblem;
 use crate::workload::{CONFIG_HASH_ANNOTATION, CONFIG_VOLUME, MAIN_MODULE};
 
@@ -163,6 +166,10 @@ pub fn job_name(synapse: &str, key: &str) -> String {
 pub enum Decision<'a> {
     /// The running Deployment already runs this image and configuration: nothing to check.
     Unchanged,
+    /// A first deployment of files the operator wrote whole, for the image it is released with:
+    /// known good (its end-to-end tests start that Synapse on them), and no running Synapse to
+    /// keep. Checked all the same once a Synapse runs.
+    Generated,
     /// Synapse accepted it: roll it out.
     Passed,
     /// Not checked yet: start the check.
@@ -173,16 +180,21 @@ pub enum Decision<'a> {
     Rejected(&'a CheckJob),
 }
 
-/// Decides from the candidate `running` (none before the first rollout), the `desired` one and
-/// the Synapse's check Jobs.
+/// Decides from the candidate `running` (none before the first rollout), the `desired` one,
+/// whether the operator rendered the user's configuration itself (`generated`, from
+/// `spec.homeserver.values`) and the Synapse's check Jobs.
 pub fn decide<'a>(
     synapse: &str,
     running: Option<&Candidate>,
     desired: &Candidate,
+    generated: bool,
     jobs: &'a [Arc<CheckJob>],
 ) -> Decision<'a> {
     if running == Some(desired) {
         return Decision::Unchanged;
+    }
+    if running.is_none() && generated && desired.image == DEFAULT_IMAGE {
+        return Decision::Generated;
     }
     let key = desired.key(synapse);
     let Some(job) = jobs.iter().find(|job| job_key(job) == Some(key.as_str())) else {
@@ -435,6 +447,8 @@ pub struct Inputs<'a> {
     pub has_secret: &'a (dyn Fn(&str) -> bool + Sync),
     /// The generated secrets, whose values a rejection must not quote.
     pub secrets: &'a BTreeMap<String, Vec<u8>>,
+    /// The operator rendered the configuration from `spec.homeserver.values`.
+    pub generated: bool,
 }
 
 /// The check step: decides on the desired Deployment of the main process against the one
@@ -452,8 +466,17 @@ pub async fn gate(
         return Ok(Gate::RollOut);
     };
     let current = inputs.running.and_then(Candidate::of_cached);
-    let decision = decide(&subject.name, current.as_ref(), &candidate, inputs.jobs);
-    if matches!(decision, Decision::Unchanged | Decision::Passed) {
+    let decision = decide(
+        &subject.name,
+        current.as_ref(),
+        &candidate,
+        inputs.generated,
+        inputs.jobs,
+    );
+    if matches!(
+        decision,
+        Decision::Unchanged | Decision::Generated | Decision::Passed
+    ) {
         return Ok(Gate::RollOut);
     }
     let key = candidate.key(&subject.name);
@@ -500,7 +523,7 @@ pub async fn gate(
                 output: rejection(job, &pods.items, &values),
             }))
         }
-        Decision::Unchanged | Decision::Passed => Ok(Gate::RollOut),
+        Decision::Unchanged | Decision::Generated | Decision::Passed => Ok(Gate::RollOut),
     }
 }
 

@@ -90,24 +90,48 @@ fn a_key_names_synapse_image_and_files_and_fits_a_job_name() {
 fn a_check_runs_only_for_what_does_not_run_yet_and_its_job_decides() {
     let old = Candidate::of(&deployment("img:1", "old")).unwrap();
     let new = Candidate::of(&deployment("img:1", "new")).unwrap();
-    assert_eq!(decide("hs", Some(&new), &new, &[]), Decision::Unchanged);
-    assert_eq!(decide("hs", None, &new, &[]), Decision::Start);
-    assert_eq!(decide("hs", Some(&old), &new, &[]), Decision::Start);
+    assert_eq!(
+        decide("hs", Some(&new), &new, false, &[]),
+        Decision::Unchanged
+    );
+    assert_eq!(decide("hs", None, &new, false, &[]), Decision::Start);
+    assert_eq!(decide("hs", Some(&old), &new, false, &[]), Decision::Start);
     // Another candidate's check says nothing of this one.
     let other = [check(&old, Some("Complete"))];
-    assert_eq!(decide("hs", Some(&old), &new, &other), Decision::Start);
+    assert_eq!(
+        decide("hs", Some(&old), &new, false, &other),
+        Decision::Start
+    );
     let running = [check(&new, None)];
     assert_eq!(
-        decide("hs", Some(&old), &new, &running),
+        decide("hs", Some(&old), &new, false, &running),
         Decision::Running(&running[0])
     );
     let passed = [check(&new, Some("Complete"))];
-    assert_eq!(decide("hs", Some(&old), &new, &passed), Decision::Passed);
+    assert_eq!(
+        decide("hs", Some(&old), &new, false, &passed),
+        Decision::Passed
+    );
     let failed = [check(&new, Some("Failed"))];
     assert_eq!(
-        decide("hs", None, &new, &failed),
+        decide("hs", None, &new, false, &failed),
         Decision::Rejected(&failed[0])
     );
+}
+
+#[test]
+fn only_a_first_deployment_of_a_generated_file_for_the_default_image_goes_unchecked() {
+    let old = Candidate::of(&deployment(DEFAULT_IMAGE, "old")).unwrap();
+    let new = Candidate::of(&deployment(DEFAULT_IMAGE, "new")).unwrap();
+    assert_eq!(decide("hs", None, &new, true, &[]), Decision::Generated);
+    // A check that failed before (of a file the user has since replaced by values) is moot.
+    let failed = [check(&new, Some("Failed"))];
+    assert_eq!(decide("hs", None, &new, true, &failed), Decision::Generated);
+    // A user's file, another image, or a Synapse that runs: checked.
+    assert_eq!(decide("hs", None, &new, false, &[]), Decision::Start);
+    let other_image = Candidate::of(&deployment("matrixdotorg/synapse:v1.150.0", "new")).unwrap();
+    assert_eq!(decide("hs", None, &other_image, true, &[]), Decision::Start);
+    assert_eq!(decide("hs", Some(&old), &new, true, &[]), Decision::Start);
 }
 
 #[test]

@@ -95,6 +95,7 @@ async fn converge(
         jobs: &inputs.config_checks,
         has_secret: &has_secret,
         secrets: &secrets,
+        generated: config.generated,
     };
     let gate = config_check::gate(
         applier,

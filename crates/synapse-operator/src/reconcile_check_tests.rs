@@ -1,5 +1,6 @@
-//! The configuration check against the scripted API server: a change to a running Synapse is
-//! checked before anything it reads changes, and a rejection is reported without a write.
+//! The configuration check against the scripted API server: a new Synapse on another image is
+//! checked before it starts, a change to a running Synapse before anything it reads changes, and
+//! a rejection is reported without a write.
 
 use super::*;
 
@@ -11,6 +12,32 @@ fn reporting(report_stats: bool) -> Synapse {
 
 fn check_job(written: &Value) -> crate::config_check::CheckJob {
     from(written)
+}
+
+#[tokio::test]
+async fn a_new_synapse_on_another_image_is_checked_before_anything_runs() {
+    let mut spec = values();
+    spec["image"] = json!("matrixdotorg/synapse:v1.164.0");
+    let (client, api) = scripted();
+    let written = Bodies::default();
+    let ctx = context(client, Cached::default());
+    api.play(checking(&written), reconcile(Arc::new(synapse(spec)), ctx))
+        .await
+        .expect("the reconciliation succeeds");
+    let written = written.lock().unwrap().clone();
+    let [_generated, config, job, status] = &written[..] else {
+        panic!("four writes: {written:#?}");
+    };
+    // Nothing reads the configuration Secret yet: the check reads it there.
+    let volumes = job["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    let mounted = volumes.iter().find(|v| v["name"] == "config").unwrap();
+    assert_eq!(mounted["secret"]["secretName"], config["metadata"]["name"]);
+    let image = &job["spec"]["template"]["spec"]["containers"][0]["image"];
+    assert_eq!(image, "matrixdotorg/synapse:v1.164.0");
+    assert_eq!(condition(status, "Ready")["reason"], "CheckingConfig");
+    assert_eq!(condition(status, "Ready")["status"], "False");
 }
 
 #[tokio::test]

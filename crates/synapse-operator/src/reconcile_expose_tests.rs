@@ -31,8 +31,8 @@ async fn an_exposed_synapse_is_routed_through_the_gateway_and_says_where() {
     let (client, api) = scripted();
     let written = Bodies::default();
     let route = Exchange::patch(ROUTE).capture(&written).echo();
-    let script = creation_with(&written, vec![route], Some(("Routed", "Normal")));
-    let (ctx, config) = checked_context(client, &synapse(exposed())).await;
+    let script = creation_with(&written, vec![route], None);
+    let (ctx, config) = secrets_context(client, &synapse(exposed())).await;
     api.play(script, reconcile(Arc::new(synapse(exposed())), ctx))
         .await
         .expect("the reconciliation succeeds");
@@ -95,7 +95,7 @@ async fn without_the_gateway_api_the_synapse_runs_and_says_what_is_missing() {
     let missing = Exchange::patch(ROUTE).reply(404, not_served());
     let warning = Some(("GatewayAPIMissing", "Warning"));
     let script = creation_with(&written, vec![missing], warning);
-    let (ctx, _config) = checked_context(client, &synapse(exposed())).await;
+    let (ctx, _config) = secrets_context(client, &synapse(exposed())).await;
     let action = api
         .play(script, reconcile(Arc::new(synapse(exposed())), ctx))
         .await
@@ -139,7 +139,7 @@ async fn a_route_no_longer_asked_for_is_deleted_and_the_status_forgets_it() {
         script,
         reconcile(
             Arc::new(unexposed.clone()),
-            context(client, checked(&unexposed, cached).await),
+            context(client, with_secrets(&unexposed, cached).await),
         ),
     )
     .await
@@ -171,8 +171,8 @@ async fn an_ingress_with_a_cert_manager_issuer_gets_its_certificate() {
         Exchange::patch(CERTIFICATE).capture(&written).echo(),
         Exchange::patch(INGRESS).capture(&written).echo(),
     ];
-    let script = creation_with(&written, exposure, Some(("Routed", "Normal")));
-    let (ctx, _config) = checked_context(client, &synapse(spec.clone())).await;
+    let script = creation_with(&written, exposure, None);
+    let (ctx, _config) = secrets_context(client, &synapse(spec.clone())).await;
     api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await
         .expect("the reconciliation succeeds");
@@ -224,7 +224,7 @@ async fn without_cert_manager_the_ingress_is_applied_all_the_same() {
     ];
     let warning = Some(("CertManagerMissing", "Warning"));
     let script = creation_with(&written, exposure, warning);
-    let (ctx, _config) = checked_context(client, &synapse(spec.clone())).await;
+    let (ctx, _config) = secrets_context(client, &synapse(spec.clone())).await;
     let action = api
         .play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await
@@ -254,8 +254,8 @@ async fn a_dedicated_federation_port_gets_a_route_of_its_own_and_no_server_well_
             .capture(&written)
             .echo(),
     ];
-    let script = creation_with(&written, exposure, Some(("Routed", "Normal")));
-    let (ctx, config) = checked_context(client, &synapse(spec.clone())).await;
+    let script = creation_with(&written, exposure, None);
+    let (ctx, config) = secrets_context(client, &synapse(spec.clone())).await;
     api.play(script, reconcile(Arc::new(synapse(spec)), ctx))
         .await
         .expect("the reconciliation succeeds");

@@ -34,8 +34,8 @@ async fn a_monitored_synapse_serves_metrics_and_gets_its_service_monitor() {
     let (client, api) = scripted();
     let written = Bodies::default();
     let monitor = Exchange::patch(SERVICE_MONITOR).capture(&written).echo();
-    let script = creation_with(&written, vec![monitor], Some(("MonitorApplied", "Normal")));
-    let (ctx, config) = checked_context(client, &synapse(monitored())).await;
+    let script = creation_with(&written, vec![monitor], None);
+    let (ctx, config) = secrets_context(client, &synapse(monitored())).await;
     api.play(script, reconcile(Arc::new(synapse(monitored())), ctx))
         .await
         .expect("the reconciliation succeeds");
@@ -68,7 +68,7 @@ async fn without_the_prometheus_operator_the_synapse_runs_and_says_what_is_missi
     let missing = Exchange::patch(SERVICE_MONITOR).reply(404, not_served());
     let warning = Some(("PrometheusOperatorMissing", "Warning"));
     let script = creation_with(&written, vec![missing], warning);
-    let (ctx, _config) = checked_context(client, &synapse(monitored())).await;
+    let (ctx, _config) = secrets_context(client, &synapse(monitored())).await;
     let action = api
         .play(script, reconcile(Arc::new(synapse(monitored())), ctx))
         .await

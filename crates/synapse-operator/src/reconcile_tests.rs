@@ -23,9 +23,6 @@ const SERVICE: &str = "/api/v1/namespaces/ns/services/hs";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 const STATUS: &str = "/apis/synapse.opdev.io/v1alpha1/namespaces/ns/synapses/hs/status";
 const JOBS: &str = "/apis/batch/v1/namespaces/ns/jobs";
-/// The passed check Job [`checked`] leaves in the cache.
-const CHECK_JOB: &str = "/apis/batch/v1/namespaces/ns/jobs/hs-check";
-
 fn synapse(spec: Value) -> Synapse {
     serde_json::from_value(json!({
         "apiVersion": "synapse.opdev.io/v1alpha1",
@@ -124,74 +121,75 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
 }
 
-/// The requests of a first reconciliation: the generated secrets and the configuration, then
-/// the check of the configuration by Synapse; every body written kept.
-fn checking(written: &Bodies) -> Vec<Exchange> {
+/// The first requests of a new Synapse: its generated secrets, then its configuration; every
+/// body written kept.
+fn secrets_written(written: &Bodies) -> Vec<Exchange> {
     vec![
         Exchange::post(SECRETS).capture(written).echo(),
         Exchange::patch(&format!("{SECRETS}/hs-config"))
             .capture(written)
             .echo(),
-        Exchange::post(JOBS).capture(written).echo(),
-        status_write(written),
     ]
 }
 
-/// `cached` after the first reconciliation of `synapse` (its requests echoed) and a check that
-/// passed: the Secrets it wrote, its check Job (as `hs-check`) complete.
-async fn checked(synapse: &Synapse, mut cached: Cached) -> Cached {
+/// The requests of a first reconciliation of a Synapse whose configuration Synapse checks first
+/// (not the default image, or a file of the user's): the Secrets, then the check.
+fn checking(written: &Bodies) -> Vec<Exchange> {
+    let mut script = secrets_written(written);
+    script.push(Exchange::post(JOBS).capture(written).echo());
+    script.push(status_write(written));
+    script
+}
+
+/// `cached` with the Secrets a first reconciliation of `synapse` writes (its requests echoed)
+/// before the API server failed its next request: the state [`creation`] goes on from.
+async fn with_secrets(synapse: &Synapse, mut cached: Cached) -> Cached {
     let (client, api) = scripted();
     let written = Bodies::default();
     let ctx = context(client, Cached::default());
-    api.play(
-        checking(&written),
-        reconcile(Arc::new(synapse.clone()), ctx),
-    )
-    .await
-    .expect("the first reconciliation succeeds");
+    let mut script = secrets_written(&written);
+    script.push(
+        Exchange::post(&format!("{NS}/persistentvolumeclaims"))
+            .reply(500, api_status(500, "InternalError", "try again")),
+    );
+    let error = api
+        .play(script, reconcile(Arc::new(synapse.clone()), ctx))
+        .await
+        .expect_err("the server error is retried");
+    assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
     let written = written.lock().unwrap().clone();
-    let [generated, config, job, _status] = &written[..] else {
-        panic!("four writes: {written:#?}");
+    let [generated, config] = &written[..] else {
+        panic!("two writes: {written:#?}");
     };
     cached.secrets.extend([from(generated), from(config)]);
-    let mut job: crate::config_check::CheckJob = from(job);
-    job.metadata.name = Some("hs-check".into());
-    job.status = Some(from(
-        &json!({"conditions": [{"type": "Complete", "status": "True"}]}),
-    ));
-    cached.jobs.push(job);
     cached
 }
 
-/// The context of the reconciliation of `synapse` after its check passed, and the configuration
+/// The context of the reconciliation of `synapse` once its Secrets exist, and the configuration
 /// Secret its first reconciliation wrote (JSON, as the request carried it).
-async fn checked_context(client: kube::Client, synapse: &Synapse) -> (Arc<Context>, Value) {
-    let cached = checked(synapse, Cached::default()).await;
+async fn secrets_context(client: kube::Client, synapse: &Synapse) -> (Arc<Context>, Value) {
+    let cached = with_secrets(synapse, Cached::default()).await;
     let config = serde_json::to_value(&cached.secrets[1]).unwrap();
     (context(client, cached), config)
 }
 
-/// The requests of the reconciliation after the check passed, keeping every body written.
+/// The requests of a new Synapse's reconciliation once its Secrets exist, keeping every body
+/// written: configured by values on the default image, it starts unchecked.
 fn creation(written: &Bodies) -> Vec<Exchange> {
     vec![
         Exchange::post(&format!("{NS}/persistentvolumeclaims"))
             .capture(written)
             .echo(),
         Exchange::patch(DEPLOYMENT).capture(written).echo(),
-        Exchange::delete(CHECK_JOB).reply(
-            200,
-            json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200}),
-        ),
         Exchange::patch(SERVICE).capture(written).echo(),
-        event("SQLite", "Normal"),
         status_write(written),
     ]
 }
 
 /// The caches of `synapse` once it runs: its first reconciliations played (requests echoed), its
-/// check deleted, its pod ready.
+/// pod ready.
 async fn running_cache(synapse: &Synapse) -> Cached {
-    let mut cached = checked(synapse, Cached::default()).await;
+    let mut cached = with_secrets(synapse, Cached::default()).await;
     let (client, api) = scripted();
     let written = Bodies::default();
     let ctx = context(client, cached.clone());
@@ -205,7 +203,6 @@ async fn running_cache(synapse: &Synapse) -> Cached {
     let [claim, deployment, service, _status] = &written[..] else {
         panic!("four writes: {written:#?}");
     };
-    cached.jobs.clear();
     cached.claims.push(from(claim));
     cached.deployments.push(ready(from(deployment)));
     cached.services.push(from(service));
@@ -235,9 +232,7 @@ fn creation_with(
 ) -> Vec<Exchange> {
     let mut script = creation(written);
     let status = script.pop().expect("the status write");
-    let events = script.split_off(script.len() - 1);
     script.extend(exposure);
-    script.extend(events);
     script.extend(exposed.map(|(reason, type_)| event(reason, type_)));
     script.push(status);
     script
@@ -257,10 +252,21 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
     let (client, api) = scripted();
     let written = Bodies::default();
     let synapse = Arc::new(synapse(values()));
-    let checked = checked(&synapse, Cached::default()).await;
-    let [generated, config] = &checked.secrets[..] else {
-        panic!("two Secrets: {:#?}", checked.secrets);
+    let mut script = secrets_written(&written);
+    script.extend(creation(&written));
+    let ctx = context(client, Cached::default());
+    let action = api
+        .play(script, reconcile(Arc::clone(&synapse), ctx))
+        .await
+        .expect("the reconciliation succeeds");
+    assert_eq!(action, Action::await_change());
+
+    // Its own values on the default image: started at once, no check Job, no Event yet.
+    let written = written.lock().unwrap().clone();
+    let [generated, config, claim, deployment, service, status] = &written[..] else {
+        panic!("six writes: {written:#?}");
     };
+    let (generated, config): (Secret, Secret) = (from(generated), from(config));
     assert_eq!(generated.metadata.name.as_deref(), Some("hs-secrets"));
     assert_eq!(
         generated.data.as_ref().unwrap().len(),
@@ -274,18 +280,6 @@ async fn a_new_synapse_gets_its_objects_then_a_steady_state_makes_no_request() {
             .unwrap()
             .contains_key("homeserver.yaml")
     );
-    let (generated, config) = (generated.clone(), config.clone());
-    let ctx = context(client, checked);
-    let action = api
-        .play(creation(&written), reconcile(Arc::clone(&synapse), ctx))
-        .await
-        .expect("the reconciliation succeeds");
-    assert_eq!(action, Action::await_change());
-
-    let written = written.lock().unwrap().clone();
-    let [claim, deployment, service, status] = &written[..] else {
-        panic!("four writes: {written:#?}");
-    };
     assert_eq!(claim["metadata"]["name"], "hs-data");
     assert_eq!(
         condition(status, "Ready")["reason"],
@@ -355,7 +349,7 @@ async fn refused_at(refused: usize, code: u16, status_reason: &str, reason: &'st
         .collect();
     let path = match refused {
         1 => DEPLOYMENT.to_owned(),
-        3 => SERVICE.to_owned(),
+        2 => SERVICE.to_owned(),
         _ => unreachable!(),
     };
     let message = format!("{path} refused: {status_reason}");
@@ -363,7 +357,7 @@ async fn refused_at(refused: usize, code: u16, status_reason: &str, reason: &'st
     script.push(event(reason, "Warning"));
     script.push(status_write(&written));
     let synapse = synapse(values());
-    let ctx = context(client, checked(&synapse, Cached::default()).await);
+    let ctx = context(client, with_secrets(&synapse, Cached::default()).await);
     let error = api
         .play(script, reconcile(Arc::new(synapse), ctx))
         .await
@@ -386,7 +380,7 @@ async fn refused_at(refused: usize, code: u16, status_reason: &str, reason: &'st
 #[tokio::test]
 async fn a_child_the_api_server_rejects_is_reported_on_the_synapse() {
     // A Synapse named my.synapse: its Service name is not a DNS label.
-    refused_at(3, 422, "Invalid", "Invalid").await;
+    refused_at(2, 422, "Invalid", "Invalid").await;
     // A spec the Deployment cannot take (memory limit below the request).
     refused_at(1, 422, "Invalid", "Invalid").await;
     // A missing permission.
@@ -466,7 +460,7 @@ async fn a_status_the_api_server_refuses_is_retried() {
     script.push(event("Forbidden", "Warning"));
     script.push(Exchange::patch(STATUS).reply(403, forbidden()));
     let synapse = synapse(values());
-    let ctx = context(client, checked(&synapse, Cached::default()).await);
+    let ctx = context(client, with_secrets(&synapse, Cached::default()).await);
     let error = api
         .play(script, reconcile(Arc::new(synapse), ctx))
         .await

@@ -32,6 +32,8 @@ pub struct ResolvedConfig {
     pub public: Option<Public>,
     /// Where Synapse serves its metrics, if it does.
     pub metrics: Option<ServedMetrics>,
+    /// The operator rendered the base file from `spec.homeserver.values`: no file of the user's.
+    pub generated: bool,
 }
 
 impl ResolvedConfig {
@@ -283,6 +285,7 @@ fn from_values(values: &Values) -> Result<ResolvedConfig, ConfigProblem> {
         facts,
         public: None,
         metrics: None,
+        generated: true,
     })
 }
 
@@ -304,6 +307,7 @@ fn from_config_map(input: &ConfigMapInput) -> Result<ResolvedConfig, ConfigProbl
             facts,
             public: None,
             metrics: None,
+            generated: false,
         }),
         Err(error) => Err(ConfigProblem::InvalidHomeserverFile {
             namespace,
@@ -379,6 +383,7 @@ mod tests {
         assert_eq!(status.server_name.as_deref(), Some("example.com"));
         assert!(status.report_stats);
         assert!(!status.registration_enabled);
+        assert!(resolved.generated);
     }
 
     #[test]
@@ -386,6 +391,7 @@ mod tests {
         let cm = config_map(USER_FILE);
         let resolved = resolve(&cm_spec(), input(Some(&cm)).as_ref(), Some("my.example")).unwrap();
         assert_eq!(resolved.base_file, USER_FILE);
+        assert!(!resolved.generated);
         assert!(!resolved.facts.report_stats);
         assert_eq!(resolved.facts.client_port, 8080);
     }

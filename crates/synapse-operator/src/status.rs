@@ -20,8 +20,9 @@ use crate::resolve::{ConfigProblem, ResolvedConfig};
 use crate::workers::step::WorkersState;
 
 /// The Events of a Synapse, as of the bridges: a Warning for what the user must act on, a Normal
-/// one when a condition becomes True. Progress (a check or a rollout under way) is in the
-/// conditions only: an Event for each step would double the writes of a burst of creations.
+/// one when it becomes Ready or a problem ends. Progress (a check or a rollout under way), and a
+/// new Synapse's database or route being there, are in the conditions only: an Event for each
+/// would double the writes of a burst of creations.
 pub const EVENTS: EventPolicy = EventPolicy {
     conditions: &[
         CONDITION_READY,
@@ -29,6 +30,7 @@ pub const EVENTS: EventPolicy = EventPolicy {
         CONDITION_EXPOSED,
         CONDITION_MONITORED,
     ],
+    milestones: &[CONDITION_READY],
     is_warning,
     announce_progress: false,
 };
