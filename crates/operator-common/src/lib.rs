@@ -21,6 +21,7 @@ pub mod labels;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
+pub mod pace;
 pub mod pipeline;
 pub mod random;
 pub mod reconciled;

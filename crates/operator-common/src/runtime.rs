@@ -3,14 +3,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use tower::limit::RateLimitLayer;
 use tower::util::MapRequestLayer;
 
 use crate::cli::RunArgs;
@@ -19,6 +17,7 @@ use crate::http::{self, ServeError};
 use crate::leader::{self, LeaseError};
 use crate::logging::{self, LoggingError};
 use crate::metrics::Metrics;
+use crate::pace::PaceLayer;
 
 /// The operator could not run, or stopped for a reason other than a shutdown signal.
 #[derive(Debug, thiserror::Error)]
@@ -195,14 +194,13 @@ where
 }
 
 /// The client of the inferred configuration (in-cluster or `KUBECONFIG`): its requests paced to
-/// `qps` per second on average, at most `burst` in a window of `burst / qps` seconds (as
-/// client-go paces every Kubernetes controller), and counted in `metrics`.
+/// `qps` per second once warm, at most `burst` at once (see [`crate::pace`]), and counted in
+/// `metrics`.
 async fn paced_client(metrics: Arc<Metrics>, qps: u32, burst: u32) -> Result<Client, kube::Error> {
     let config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
-    let window = Duration::from_secs_f64(f64::from(burst) / f64::from(qps.max(1)));
-    let pace = RateLimitLayer::new(u64::from(burst.max(1)), window);
+    let pace = PaceLayer::new(qps, burst);
     let count = MapRequestLayer::new(move |request: ::http::Request<kube::client::Body>| {
         metrics.requested(request.method());
         request
