@@ -18,8 +18,8 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::{Client, Resource, ResourceExt as _};
 use serde_json::{Value, json};
 
-use crate::object_history::MANAGED_BY;
 use crate::object_history::ObjectHistory;
+use crate::object_history::{CONFIG_CHECK, MANAGED_BY};
 use crate::objects::{condition_state, create, is_running};
 
 pub const SYNAPSE_OPERATOR: &str = "synapse-operator";
@@ -29,6 +29,7 @@ const CHILDREN_PER_SYNAPSE: usize = 5;
 /// Deployment, Service, registration Secret.
 const CHILDREN_PER_BRIDGE: usize = 3;
 const INSTANCE: &str = "app.kubernetes.io/instance";
+const COMPONENT: &str = "app.kubernetes.io/component";
 
 /// A child as the census sees it: who it belongs to by label, and its controlling owner
 /// (kind, name, UID), if any.
@@ -312,6 +313,10 @@ impl Fleet {
                 .map(|o| (o.kind.clone(), o.name.clone(), o.uid.clone()));
             let managed_by = label(MANAGED_BY);
             let ours = [SYNAPSE_OPERATOR, BRIDGE_OPERATOR].contains(&managed_by.as_str());
+            // A configuration check's Secret goes with its Job (the garbage collector's turn).
+            if label(COMPONENT) == CONFIG_CHECK {
+                continue;
+            }
             if ours || owner.is_some() {
                 children.insert(
                     (kind.clone(), object.name_any()),

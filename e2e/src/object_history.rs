@@ -22,9 +22,16 @@ use tokio::task::JoinHandle;
 /// The objects the operators own or retain carry this label, naming the operator.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
-/// A label selector of the objects `operators` manage.
+/// The component of a configuration check's Job and candidate Secret: made to be deleted once
+/// the check is done, so no part of the history.
+pub const CONFIG_CHECK: &str = "config-check";
+
+/// A label selector of the objects `operators` manage, but for their configuration checks.
 pub fn managed_by(operators: &[&str]) -> String {
-    format!("{MANAGED_BY} in ({})", operators.join(","))
+    format!(
+        "{MANAGED_BY} in ({}),app.kubernetes.io/component!={CONFIG_CHECK}",
+        operators.join(",")
+    )
 }
 
 /// One observed state of an object.
@@ -46,7 +53,8 @@ pub struct ObjectHistory {
 
 impl ObjectHistory {
     /// Starts watching the Deployments, Services, Secrets, ConfigMaps and PersistentVolumeClaims
-    /// that `operators` manage in `namespace`; returns once every watch has listed.
+    /// that `operators` manage in `namespace` (but configuration checks); returns once every
+    /// watch has listed.
     pub async fn record(client: &Client, namespace: &str, operators: &[&str]) -> Self {
         let selector = managed_by(operators);
         let mut history = Self {
