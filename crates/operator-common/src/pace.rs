@@ -1,7 +1,8 @@
 //! The pace of the operator's requests to the API server: a token bucket whose rate warms up.
 //! After a quiet period the operator starts at [`COLD_QPS`] and reaches its whole pace over
-//! [`WARM_UP`] of sustained backlog (it cools down as fast when demand falls below the pace). A burst of user changes thus meets a gentle operator while it lasts, and a long backlog
-//! is worked off at full pace: at N=1000 in `hack/bench`, a fixed 20 per second kept the CRs'
+//! [`WARM_UP`] of sustained backlog (it cools down as fast when demand falls below the pace).
+//! A burst of user changes thus meets a gentle operator while it lasts, and a long backlog is
+//! worked off at full pace: at N=1000 in `hack/bench`, a fixed 20 per second kept the CRs'
 //! creation within 1.5× but took 3.8× the floor to converge, a fixed 100 per second converged
 //! at the floor but slowed the creation 4×.
 //!

@@ -35,11 +35,10 @@ pub async fn readiness(
     synapse: &Synapse,
     subject: &Subject,
     config: &ResolvedConfig,
-    own_file: bool,
     applier: &Applier,
 ) -> Result<Readiness, Error> {
     match database_source(synapse) {
-        None if own_file && config.facts.has_database => Ok(Readiness::OwnConfiguration),
+        None if !config.generated && config.facts.has_database => Ok(Readiness::OwnConfiguration),
         None => Ok(Readiness::Sqlite),
         Some(source) => {
             let lifetime = Lifetime::of_data(synapse.spec.deletion_policy);

@@ -44,9 +44,7 @@ async fn converge(
         Err(problem) => return Ok(converged(synapse, &Outcome::Problem(&problem), now())),
         Ok(config) => config,
     };
-    let own_file = inputs.config_map.is_some();
-    let database =
-        database::readiness(synapse, subject, &config, own_file, &ctx.pipeline.applier).await?;
+    let database = database::readiness(synapse, subject, &config, &ctx.pipeline.applier).await?;
     if let Readiness::NotReady(_) = database {
         // Not started against a database that is not ready; one already running stays.
         let running = inputs.deployment.as_deref().map(CachedDeployment::rollout);
