@@ -81,6 +81,8 @@ pub struct Desired {
     pub resource: ApiResource,
     pub name: String,
     pub object: Value,
+    /// Applied to the object's `status` subresource (the object must exist).
+    pub status: bool,
 }
 
 /// The custom resources of the `i`th set: the Synapse `s<i>`, with `heisenbridge` also a
@@ -99,6 +101,7 @@ pub fn custom_resources(i: usize, heisenbridge: bool) -> Vec<Desired> {
                 "reportStats": false,
             }}},
         }),
+        status: false,
     }];
     if heisenbridge {
         set.push(Desired {
@@ -110,6 +113,7 @@ pub fn custom_resources(i: usize, heisenbridge: bool) -> Vec<Desired> {
                 "metadata": {"name": name},
                 "spec": {"synapse": {"name": name}},
             }),
+            status: false,
         });
     }
     set
@@ -174,10 +178,13 @@ async fn apply_one(
     let params = PatchParams::apply(FIELD_MANAGER);
     let mut attempt = 0;
     loop {
-        match api
-            .patch(&desired.name, &params, &Patch::Apply(&desired.object))
-            .await
-        {
+        let patch = Patch::Apply(&desired.object);
+        let applied = if desired.status {
+            api.patch_status(&desired.name, &params, &patch).await
+        } else {
+            api.patch(&desired.name, &params, &patch).await
+        };
+        match applied {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(status))
                 if (status.code == 429 || status.code >= 500) && attempt < 5 =>
@@ -274,8 +281,59 @@ pub fn load_average() -> [f64; 3] {
     [(); 3].map(|()| fields.next().unwrap_or(f64::NAN))
 }
 
+/// The machine's CPU time so far, busy and all, from `/proc/stat` (in clock ticks).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTimes {
+    busy: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    pub fn now() -> Self {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        Self::parse(text.lines().next().unwrap_or_default())
+    }
+
+    /// The `cpu` line of `/proc/stat`: user nice system idle iowait irq softirq steal …; idle
+    /// and iowait are not busy, guest time is already in user.
+    fn parse(line: &str) -> Self {
+        let ticks: Vec<u64> = (line.split_whitespace().skip(1).take(8))
+            .map(|t| t.parse().unwrap_or(0))
+            .collect();
+        let total = ticks.iter().sum();
+        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        Self {
+            busy: total - idle,
+            total,
+        }
+    }
+
+    /// The share of the machine's CPU time that was busy since `earlier`, 0 to 1 (NaN without
+    /// `/proc/stat`).
+    pub fn busy_since(&self, earlier: &Self) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return f64::NAN;
+        }
+        self.busy.saturating_sub(earlier.busy) as f64 / total as f64
+    }
+}
+
 /// A generous timeout for one wait of a run of `n` objects: 3 minutes plus 0.6 s per object
 /// (13 minutes at N=1000), far beyond what a healthy 2-core machine needs.
 pub fn default_timeout(n: usize) -> Duration {
     Duration::from_secs(180) + Duration::from_millis(600) * u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_time_is_all_but_idle_and_iowait() {
+        let before = CpuTimes::parse("cpu  100 0 50 800 50 0 0 0 0 0");
+        let after = CpuTimes::parse("cpu  400 0 150 900 50 0 0 0 10 0");
+        assert_eq!(after.busy_since(&before), 0.8);
+        assert!(before.busy_since(&before).is_nan());
+    }
 }

@@ -2,7 +2,8 @@
 //! applied directly with nothing reconciling them. The e2e crate does not link the operators, so
 //! the children are not rebuilt here: they are captured from one set (a Synapse, with its
 //! Heisenbridge) the operators reconciled in a namespace of its own, and copied for every set
-//! under that set's names.
+//! under that set's names. So are the statuses the operators wrote on the set's custom
+//! resources: the floor with the custom resources applies them too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,10 +18,12 @@ use super::{Desired, synapse_name};
 /// The label every child carries, naming the operator that made it (`Subject::meta`).
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
-/// The children of the template set, as one would apply them.
+/// The children of the template set, as one would apply them, and the statuses of its custom
+/// resources.
 #[derive(Debug, Clone)]
 pub struct Children {
     objects: Vec<Desired>,
+    statuses: Vec<Desired>,
     /// The namespace they were captured in, replaced in copies.
     namespace: String,
 }
@@ -61,6 +64,7 @@ impl Children {
                         name: object.name_any(),
                         object: applied,
                         resource: resource.clone(),
+                        status: false,
                     });
                 }
             }
@@ -70,8 +74,31 @@ impl Children {
         }
         // As an operator does: the Deployments last, once what their pods mount exists.
         objects.sort_by_key(|o| o.resource.kind == "Deployment");
+        let mut statuses = Vec::new();
+        // The items of a list do not say their kind: each kind is listed on its own.
+        for kind in ["Synapse", "Heisenbridge"] {
+            let resource = crate::objects::resource(kind);
+            let list = crate::objects::namespaced(client, namespace, kind)
+                .list(&ListParams::default())
+                .await
+                .with_context(|| format!("list the {kind}s of {namespace} for their statuses"))?;
+            for object in list.items {
+                statuses.push(Desired {
+                    name: object.name_any(),
+                    object: serde_json::json!({
+                        "apiVersion": resource.api_version,
+                        "kind": kind,
+                        "metadata": {"name": object.name_any()},
+                        "status": object.data["status"],
+                    }),
+                    resource: resource.clone(),
+                    status: true,
+                });
+            }
+        }
         Ok(Self {
             objects,
+            statuses,
             namespace: namespace.to_owned(),
         })
     }
@@ -80,8 +107,17 @@ impl Children {
     /// renamed. A Secret's data, base64, keeps the template's names: the same bytes to store,
     /// which is all the floor needs of it.
     pub fn set(&self, i: usize, namespace: &str) -> Result<Vec<Desired>> {
+        self.copy(&self.objects, i, namespace)
+    }
+
+    /// The statuses of the custom resources of the `i`th set in `namespace`, renamed likewise.
+    pub fn statuses(&self, i: usize, namespace: &str) -> Result<Vec<Desired>> {
+        self.copy(&self.statuses, i, namespace)
+    }
+
+    fn copy(&self, templates: &[Desired], i: usize, namespace: &str) -> Result<Vec<Desired>> {
         let (from, to) = (synapse_name(0), synapse_name(i));
-        self.objects
+        templates
             .iter()
             .map(|template| {
                 let text = serde_json::to_string(&template.object)?
@@ -91,6 +127,7 @@ impl Children {
                     resource: template.resource.clone(),
                     name: template.name.replace(&from, &to),
                     object: serde_json::from_str(&text)?,
+                    status: template.status,
                 })
             })
             .collect()
@@ -214,6 +251,13 @@ mod tests {
                 ),
                 name: "s0000-heisenbridge".to_owned(),
                 object: json!({"spec": {"url": "http://s0000.template-ns.svc:8008"}}),
+                status: false,
+            }],
+            statuses: vec![Desired {
+                resource: crate::objects::resource("Synapse"),
+                name: "s0000".to_owned(),
+                object: json!({"metadata": {"name": "s0000"}, "status": {"state": "RUNNING"}}),
+                status: true,
             }],
             namespace: "template-ns".to_owned(),
         };
@@ -223,6 +267,9 @@ mod tests {
             set[0].object["spec"]["url"],
             "http://s0012.floor-ns.svc:8008"
         );
+        let statuses = children.statuses(3, "floor-ns").unwrap();
+        assert_eq!(statuses[0].object["metadata"]["name"], "s0003");
+        assert!(statuses[0].status);
         assert_eq!(
             children.deployments(2),
             BTreeSet::from([

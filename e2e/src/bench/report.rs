@@ -92,7 +92,8 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
-/// The floor: the operators' children applied directly, nothing reconciling them.
+/// A floor: the operators' children applied directly, nothing reconciling them (and, for the
+/// floor with the custom resources, the custom resources and their statuses with them).
 #[derive(Debug, Clone, Default)]
 pub struct Floor {
     /// The children of one set, by kind.
@@ -102,6 +103,8 @@ pub struct Floor {
     /// The last and half of the Deployments first ready, from the first apply.
     pub deployments_ready_s: f64,
     pub deployments_half_s: f64,
+    /// The share of the machine's CPU time that was busy until the last Deployment was ready.
+    pub cpu_busy: f64,
     pub delete_s: f64,
 }
 
@@ -239,12 +242,18 @@ pub struct Figures {
     pub bench_nodes: usize,
     pub pods_per_node: usize,
     pub floor: Floor,
+    /// The floor with the custom resources and one status write each applied too: what any
+    /// operator adds to the floor before its own work.
+    pub floor_crs: Floor,
     pub creation_without_s: f64,
     pub creation_with_s: f64,
     /// Applies retried after a 429/5xx, all bursts together.
     pub apply_retries: u32,
     pub delete_without_s: f64,
     pub convergence: Convergence,
+    /// The share of the machine's CPU time that was busy from the first apply until everything
+    /// was ready, with the operators.
+    pub cpu_busy: f64,
     /// The synapse-operator, then the heisenbridge-operator if it ran.
     pub operators: Vec<OperatorFigures>,
     pub idle_secs: u64,
@@ -267,6 +276,17 @@ impl Figures {
         self.convergence.deployments_ready_s / self.floor.deployments_ready_s
     }
 
+    /// The floor with the custom resources over the floor: what the API alone adds.
+    pub fn floor_crs_ratio(&self) -> f64 {
+        self.floor_crs.deployments_ready_s / self.floor.deployments_ready_s
+    }
+
+    /// Every Deployment ready with the operators over the floor with the custom resources: what
+    /// the operators add.
+    pub fn children_ratio_floor_crs(&self) -> f64 {
+        self.convergence.deployments_ready_s / self.floor_crs.deployments_ready_s
+    }
+
     /// The figures as one JSON object (flat, numbers in seconds and MiB; the
     /// heisenbridge-operator's under `heisenbridge_operator`).
     pub fn json(&self) -> Value {
@@ -284,7 +304,15 @@ impl Figures {
             "floor_apply_s": f.apply_s,
             "floor_deployments_ready_s": f.deployments_ready_s,
             "floor_deployments_half_ready_s": f.deployments_half_s,
+            "floor_cpu_busy": number(f.cpu_busy),
+            "floor_crs_apply_s": self.floor_crs.apply_s,
+            "floor_crs_deployments_ready_s": self.floor_crs.deployments_ready_s,
+            "floor_crs_deployments_half_ready_s": self.floor_crs.deployments_half_s,
+            "floor_crs_cpu_busy": number(self.floor_crs.cpu_busy),
+            "floor_crs_ratio": number(self.floor_crs_ratio()),
             "children_ratio": self.children_ratio(),
+            "children_ratio_floor_crs": number(self.children_ratio_floor_crs()),
+            "cpu_busy": number(self.cpu_busy),
             "creation_without_operator_s": self.creation_without_s,
             "creation_with_operator_s": self.creation_with_s,
             "creation_ratio": self.creation_ratio(),
@@ -309,6 +337,7 @@ impl Figures {
             "watch_errors": self.watch_errors,
             "foreign_namespaces": self.foreign_namespaces,
             "delete_floor_s": f.delete_s,
+            "delete_floor_crs_s": self.floor_crs.delete_s,
             "delete_without_operator_s": self.delete_without_s,
             "delete_with_operator_s": self.delete_with_s,
             "total_s": self.total_s,
@@ -328,6 +357,7 @@ impl Figures {
         let c = &self.convergence;
         let f = &self.floor;
         let load = |l: [f64; 3]| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]);
+        let busy = |b: f64| format!("{:.0}%", b * 100.0);
         let half = |all: f64, half: f64| format!("{all:.2} s ({half:.2} s)");
         let children = f
             .children
@@ -355,6 +385,26 @@ impl Figures {
                 "floor: all Deployments ready (half)",
                 half(f.deployments_ready_s, f.deployments_half_s),
             ),
+            row("  machine CPU busy until then", busy(f.cpu_busy)),
+            row(
+                "floor + CRs and statuses: all applied",
+                secs(self.floor_crs.apply_s),
+            ),
+            row(
+                "floor + CRs and statuses: all Deployments ready (half)",
+                half(
+                    self.floor_crs.deployments_ready_s,
+                    self.floor_crs.deployments_half_s,
+                ),
+            ),
+            row(
+                "  ratio to the floor",
+                format!("{:.2}x", self.floor_crs_ratio()),
+            ),
+            row(
+                "  machine CPU busy until then",
+                busy(self.floor_crs.cpu_busy),
+            ),
             row(
                 "CR creation without operator",
                 secs(self.creation_without_s),
@@ -376,6 +426,11 @@ impl Figures {
                 format!("<= {TARGET_CHILDREN_RATIO}x"),
                 self.children_ratio() <= TARGET_CHILDREN_RATIO,
             ),
+            row(
+                "  ratio operator / floor + CRs and statuses",
+                format!("{:.2}x", self.children_ratio_floor_crs()),
+            ),
+            row("  machine CPU busy until all ready", busy(self.cpu_busy)),
             row(
                 "all Synapses Ready (half)",
                 half(c.synapses_ready_s, c.synapses_half_s),
@@ -411,10 +466,10 @@ impl Figures {
             row("load average at start", load(self.load_start)),
             row("load average at end", load(self.load_end)),
             row(
-                "namespace deletion floor / without / with",
+                "namespace deletion floor / + CRs / without / with",
                 format!(
-                    "{:.1} / {:.1} / {:.1} s",
-                    f.delete_s, self.delete_without_s, self.delete_with_s
+                    "{:.1} / {:.1} / {:.1} / {:.1} s",
+                    f.delete_s, self.floor_crs.delete_s, self.delete_without_s, self.delete_with_s
                 ),
             ),
             row("whole run", secs(self.total_s)),
@@ -511,12 +566,18 @@ mod tests {
             creation_with_s: 2.5,
             floor: Floor {
                 deployments_ready_s: 100.0,
+                cpu_busy: 0.99,
+                ..Floor::default()
+            },
+            floor_crs: Floor {
+                deployments_ready_s: 80.0,
                 ..Floor::default()
             },
             convergence: Convergence {
                 deployments_ready_s: 104.0,
                 ..Convergence::default()
             },
+            cpu_busy: f64::NAN,
             operators: vec![
                 operator(SYNAPSE_OPERATOR),
                 operator("heisenbridge-operator"),
@@ -528,6 +589,11 @@ mod tests {
         assert_eq!(json["n"], 1000);
         assert_eq!(json["creation_ratio"], 1.25);
         assert_eq!(json["children_ratio"], 1.04);
+        assert_eq!(json["floor_crs_ratio"], 0.8);
+        assert_eq!(json["children_ratio_floor_crs"], 1.3);
+        assert_eq!(json["floor_cpu_busy"], 0.99);
+        // No CPU figure without /proc/stat: null, not NaN.
+        assert_eq!(json["cpu_busy"], Value::Null);
         assert_eq!(json["foreign_namespaces"][0], "other");
         assert_eq!(json["total_s"], 0.0);
         assert_eq!(json["idle_writes"], 0.0);
@@ -537,6 +603,8 @@ mod tests {
             "target <= 1.5x: ok",
             "1.04x",
             "target <= 1.05x: ok",
+            "1.30x",
+            "99%",
             "target <= 8: ok",
             "target <= 48 MiB: MISSED",
             "heisenbridge-operator",

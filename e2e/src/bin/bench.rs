@@ -27,7 +27,8 @@ struct Args {
     /// Parallel workers applying the Synapses (one request in flight each).
     #[arg(long, default_value_t = 8)]
     workers: usize,
-    /// Prefix of the namespaces the run creates (`<prefix><run id>-template|-floor|-without|-with`).
+    /// Prefix of the namespaces the run creates
+    /// (`<prefix><run id>-template|-floor|-floor-crs|-without|-with`).
     #[arg(long, default_value = "bench-")]
     namespace_prefix: String,
     /// The synapse-operator binary to run (a release build).
@@ -334,6 +335,7 @@ impl Run<'_> {
         self.add_nodes(leftovers, &mut figures).await?;
         let children = self.capture_children(leftovers).await?;
         self.floor(&children, leftovers, &mut figures).await?;
+        self.floor_crs(&children, leftovers, &mut figures).await?;
         self.without_operators(leftovers, &mut figures).await?;
         self.with_operators(&children, leftovers, &mut figures)
             .await?;
@@ -414,13 +416,17 @@ impl Run<'_> {
             self.args.n
         ));
         let Converged {
-            burst, convergence, ..
+            burst,
+            convergence,
+            cpu_busy,
+            ..
         } = self.burst(&namespace, sets, expected).await?;
         figures.floor = Floor {
             children: children.kinds(),
             apply_s: bench::secs(burst.elapsed),
             deployments_ready_s: convergence.deployments_ready_s,
             deployments_half_s: convergence.deployments_half_s,
+            cpu_busy,
             delete_s: 0.0,
         };
         figures.apply_retries += burst.retries;
@@ -429,6 +435,53 @@ impl Run<'_> {
             convergence.deployments_ready_s
         ));
         figures.floor.delete_s =
+            bench::secs(leftovers.delete_namespace(&namespace, self.timeout).await?);
+        Ok(())
+    }
+
+    /// The floor with the custom resources: each set's custom resources, its children and one
+    /// status write on each custom resource (the status the operators wrote on the template's),
+    /// applied directly, until every Deployment is ready. The least any operator adds to the
+    /// floor: the user's objects and one report on each.
+    async fn floor_crs(
+        &self,
+        children: &Children,
+        leftovers: &mut Leftovers,
+        figures: &mut Figures,
+    ) -> Result<()> {
+        let namespace = self.args.namespace(self.run_id, "floor-crs");
+        leftovers.create_namespace(&namespace).await?;
+        let resources = custom_resources(self.args);
+        let sets = (resources.into_iter().enumerate())
+            .map(|(i, mut set)| {
+                set.extend(children.set(i, &namespace)?);
+                set.extend(children.statuses(i, &namespace)?);
+                Ok(set)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let expected = Expected {
+            deployments: children.deployments(self.args.n),
+            ..Expected::default()
+        };
+        step(&format!(
+            "the floor with the custom resources: applying {} sets of custom resources, their \
+             children and statuses in {namespace}, no operator running",
+            self.args.n
+        ));
+        let converged = self.burst(&namespace, sets, expected).await?;
+        figures.floor_crs = Floor {
+            apply_s: bench::secs(converged.burst.elapsed),
+            deployments_ready_s: converged.convergence.deployments_ready_s,
+            deployments_half_s: converged.convergence.deployments_half_s,
+            cpu_busy: converged.cpu_busy,
+            ..Floor::default()
+        };
+        figures.apply_retries += converged.burst.retries;
+        step(&format!(
+            "all Deployments ready after {:.2} s; deleting {namespace}",
+            converged.convergence.deployments_ready_s
+        ));
+        figures.floor_crs.delete_s =
             bench::secs(leftovers.delete_namespace(&namespace, self.timeout).await?);
         Ok(())
     }
@@ -504,6 +557,7 @@ impl Run<'_> {
             f.usage_at_ready = Some(operator.usage()?);
         }
         figures.convergence = converged.convergence;
+        figures.cpu_busy = converged.cpu_busy;
         figures.watch_errors = converged.watch_errors;
         step(&format!(
             "all ready after {:.2} s; idle for {} s",
@@ -545,6 +599,7 @@ impl Run<'_> {
     ) -> Result<Converged> {
         let mut tracker = Tracker::start(self.client, namespace, expected).await?;
         let t0 = Instant::now();
+        let cpu = bench::CpuTimes::now();
         let deadline = tokio::time::Instant::now() + self.timeout;
         let converged = tokio::spawn(async move {
             let seen = tracker.converge(deadline).await;
@@ -560,6 +615,7 @@ impl Run<'_> {
         Ok(Converged {
             burst,
             convergence: Convergence::from_seen(&seen, t0),
+            cpu_busy: bench::CpuTimes::now().busy_since(&cpu),
             watch_errors,
         })
     }
@@ -570,6 +626,8 @@ struct Converged {
     burst: Burst,
     /// Times from the first apply.
     convergence: Convergence,
+    /// The share of the machine's CPU time that was busy until everything was ready.
+    cpu_busy: f64,
     watch_errors: u32,
 }
 
