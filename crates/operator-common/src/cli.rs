@@ -61,8 +61,8 @@ pub struct RunArgs {
     pub max_concurrent_reconciles: u16,
 
     /// Requests per second the operator sends to the API server at most, on average, once warm:
-    /// after a quiet period it starts at 20 (controller-runtime's pace) and warms up to this
-    /// over 10 s of sustained backlog, so a burst of changes meets a gentle operator while it
+    /// after a quiet period it starts at 20 (controller-runtime's pace), stays there for 5 s of
+    /// sustained backlog and warms up to this over 5 s more, so a burst of changes meets a gentle operator while it
     /// lasts and a long backlog is worked off at full pace (`hack/bench`: 1,000 Synapses on a
     /// 2-core plane).
     #[arg(long, env = "KUBE_API_QPS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
