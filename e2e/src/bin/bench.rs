@@ -336,7 +336,8 @@ impl Run<'_> {
         let children = self.capture_children(leftovers).await?;
         self.floor(&children, leftovers, &mut figures).await?;
         self.floor_crs(&children, leftovers, &mut figures).await?;
-        self.without_operators(leftovers, &mut figures).await?;
+        self.without_operators(&children, leftovers, &mut figures)
+            .await?;
         self.with_operators(&children, leftovers, &mut figures)
             .await?;
         leftovers.remove_nodes(self.timeout).await?;
@@ -489,22 +490,29 @@ impl Run<'_> {
     /// The custom resources of N sets with no operator: what the plane itself costs.
     async fn without_operators(
         &self,
+        children: &Children,
         leftovers: &mut Leftovers,
         figures: &mut Figures,
     ) -> Result<()> {
         let namespace = self.args.namespace(self.run_id, "without");
         leftovers.create_namespace(&namespace).await?;
+        let sets = custom_resources(self.args);
+        // The watches of the run with the operators, followed the same way while the burst is
+        // applied: what measuring costs is in both creation times, only the operators differ.
+        let expected = Expected {
+            deployments: children.deployments(self.args.n),
+            ..expected_resources(&sets.concat())
+        };
+        let mut tracker = Tracker::start(self.client, &namespace, expected).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let watching = tokio::spawn(async move { tracker.converge(deadline).await });
         step(&format!(
             "applying {} sets of custom resources in {namespace}, no operator running",
             self.args.n
         ));
-        let burst = bench::apply_burst(
-            self.client,
-            &namespace,
-            custom_resources(self.args),
-            self.args.workers,
-        )
-        .await?;
+        let burst = bench::apply_burst(self.client, &namespace, sets, self.args.workers).await;
+        watching.abort();
+        let burst = burst?;
         figures.creation_without_s = bench::secs(burst.elapsed);
         figures.apply_retries += burst.retries;
         step(&format!(
