@@ -1,9 +1,10 @@
 //! The burst benchmark behind `hack/bench` (binary `bench`): N Synapses (optionally each with a
 //! Heisenbridge) at once. First the floor, their children applied directly ([`floor`]); then the
-//! custom resources with no operator (the plane's own cost of them); then with the release
-//! operators watching all namespaces, until every Synapse is Ready (and every Heisenbridge
-//! Registered); then an idle minute. It prints figures, it asserts nothing: see
-//! docs/development.md.
+//! floor with the custom resources (them, their children and one status write each: the least
+//! any operator adds); then the custom resources with no operator (the plane's own cost of
+//! them); then with the release operators watching all namespaces, until every Synapse is Ready
+//! (and every Heisenbridge Registered); then an idle minute. It prints figures, it asserts
+//! nothing: see docs/development.md.
 //!
 //! Everything it creates carries the label [`RUN_LABEL`] with the run's id, so that whatever a
 //! crashed run left behind can be found and removed (`hack/bench` does so in its exit trap).
