@@ -105,6 +105,8 @@ pub struct Floor {
     pub deployments_half_s: f64,
     /// The share of the machine's CPU time that was busy until the last Deployment was ready.
     pub cpu_busy: f64,
+    /// Applies retried after a 429/5xx.
+    pub retries: u32,
     pub delete_s: f64,
 }
 

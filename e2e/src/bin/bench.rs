@@ -334,8 +334,7 @@ impl Run<'_> {
         };
         self.add_nodes(leftovers, &mut figures).await?;
         let children = self.capture_children(leftovers).await?;
-        self.floor(&children, leftovers, &mut figures).await?;
-        self.floor_crs(&children, leftovers, &mut figures).await?;
+        self.floors(&children, leftovers, &mut figures).await?;
         self.without_operators(&children, leftovers, &mut figures)
             .await?;
         self.with_operators(&children, leftovers, &mut figures)
@@ -396,95 +395,88 @@ impl Run<'_> {
     }
 
     /// The floor: N sets of children applied directly, nothing reconciling them, until every
-    /// Deployment is ready.
-    async fn floor(
+    /// Deployment is ready. Then the floor with the custom resources: each set's custom
+    /// resources, its children and one status write on each custom resource (the status the
+    /// operators wrote on the template's), likewise; the least any operator adds to the floor,
+    /// the user's objects and one report on each.
+    async fn floors(
         &self,
         children: &Children,
         leftovers: &mut Leftovers,
         figures: &mut Figures,
     ) -> Result<()> {
-        let namespace = self.args.namespace(self.run_id, "floor");
+        let n = self.args.n;
+        let heisenbridge = self.args.heisenbridge_operator.is_some();
+        figures.floor = self
+            .floor(
+                "floor",
+                &format!("the floor: applying the children of {n} sets"),
+                children,
+                leftovers,
+                |i, namespace| children.set(i, namespace),
+            )
+            .await?;
+        figures.floor_crs = self
+            .floor(
+                "floor-crs",
+                &format!(
+                    "the floor with the custom resources: applying {n} sets of custom resources, \
+                     their children and statuses"
+                ),
+                children,
+                leftovers,
+                |i, namespace| {
+                    let mut set = bench::custom_resources(i, heisenbridge);
+                    set.extend(children.set(i, namespace)?);
+                    set.extend(children.statuses(i, namespace)?);
+                    Ok(set)
+                },
+            )
+            .await?;
+        figures.apply_retries += figures.floor.retries + figures.floor_crs.retries;
+        Ok(())
+    }
+
+    /// One floor: the sets `set_of(i, namespace)` applied into the namespace of `pass`, nothing
+    /// reconciling them, until every Deployment is ready; the namespace is then deleted.
+    async fn floor(
+        &self,
+        pass: &str,
+        what: &str,
+        children: &Children,
+        leftovers: &mut Leftovers,
+        set_of: impl Fn(usize, &str) -> Result<Vec<Desired>>,
+    ) -> Result<Floor> {
+        let namespace = self.args.namespace(self.run_id, pass);
         leftovers.create_namespace(&namespace).await?;
         let sets = (0..self.args.n)
-            .map(|i| children.set(i, &namespace))
+            .map(|i| set_of(i, &namespace))
             .collect::<Result<Vec<_>>>()?;
         let expected = Expected {
             deployments: children.deployments(self.args.n),
             ..Expected::default()
         };
-        step(&format!(
-            "the floor: applying the children of {} sets in {namespace}, no operator running",
-            self.args.n
-        ));
+        step(&format!("{what} in {namespace}, no operator running"));
         let Converged {
             burst,
             convergence,
             cpu_busy,
             ..
         } = self.burst(&namespace, sets, expected).await?;
-        figures.floor = Floor {
+        step(&format!(
+            "all Deployments ready after {:.2} s; deleting {namespace}",
+            convergence.deployments_ready_s
+        ));
+        let deleted = leftovers.delete_namespace(&namespace, self.timeout).await?;
+        Ok(Floor {
             children: children.kinds(),
             apply_s: bench::secs(burst.elapsed),
             deployments_ready_s: convergence.deployments_ready_s,
             deployments_half_s: convergence.deployments_half_s,
             cpu_busy,
-            delete_s: 0.0,
-        };
-        figures.apply_retries += burst.retries;
-        step(&format!(
-            "all Deployments ready after {:.2} s; deleting {namespace}",
-            convergence.deployments_ready_s
-        ));
-        figures.floor.delete_s =
-            bench::secs(leftovers.delete_namespace(&namespace, self.timeout).await?);
-        Ok(())
-    }
-
-    /// The floor with the custom resources: each set's custom resources, its children and one
-    /// status write on each custom resource (the status the operators wrote on the template's),
-    /// applied directly, until every Deployment is ready. The least any operator adds to the
-    /// floor: the user's objects and one report on each.
-    async fn floor_crs(
-        &self,
-        children: &Children,
-        leftovers: &mut Leftovers,
-        figures: &mut Figures,
-    ) -> Result<()> {
-        let namespace = self.args.namespace(self.run_id, "floor-crs");
-        leftovers.create_namespace(&namespace).await?;
-        let resources = custom_resources(self.args);
-        let sets = (resources.into_iter().enumerate())
-            .map(|(i, mut set)| {
-                set.extend(children.set(i, &namespace)?);
-                set.extend(children.statuses(i, &namespace)?);
-                Ok(set)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let expected = Expected {
-            deployments: children.deployments(self.args.n),
-            ..Expected::default()
-        };
-        step(&format!(
-            "the floor with the custom resources: applying {} sets of custom resources, their \
-             children and statuses in {namespace}, no operator running",
-            self.args.n
-        ));
-        let converged = self.burst(&namespace, sets, expected).await?;
-        figures.floor_crs = Floor {
-            apply_s: bench::secs(converged.burst.elapsed),
-            deployments_ready_s: converged.convergence.deployments_ready_s,
-            deployments_half_s: converged.convergence.deployments_half_s,
-            cpu_busy: converged.cpu_busy,
-            ..Floor::default()
-        };
-        figures.apply_retries += converged.burst.retries;
-        step(&format!(
-            "all Deployments ready after {:.2} s; deleting {namespace}",
-            converged.convergence.deployments_ready_s
-        ));
-        figures.floor_crs.delete_s =
-            bench::secs(leftovers.delete_namespace(&namespace, self.timeout).await?);
-        Ok(())
+            retries: burst.retries,
+            delete_s: bench::secs(deleted),
+        })
     }
 
     /// The custom resources of N sets with no operator: what the plane itself costs.
