@@ -19,7 +19,7 @@ use kube::{Client, Resource, ResourceExt as _};
 use serde_json::{Value, json};
 
 use crate::object_history::ObjectHistory;
-use crate::object_history::{CONFIG_CHECK, MANAGED_BY};
+use crate::object_history::{COMPONENT, CONFIG_CHECK, MANAGED_BY};
 use crate::objects::{condition_state, create, is_running};
 
 pub const SYNAPSE_OPERATOR: &str = "synapse-operator";
@@ -29,7 +29,6 @@ const CHILDREN_PER_SYNAPSE: usize = 5;
 /// Deployment, Service, registration Secret.
 const CHILDREN_PER_BRIDGE: usize = 3;
 const INSTANCE: &str = "app.kubernetes.io/instance";
-const COMPONENT: &str = "app.kubernetes.io/component";
 
 /// A child as the census sees it: who it belongs to by label, and its controlling owner
 /// (kind, name, UID), if any.

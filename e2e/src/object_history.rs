@@ -26,10 +26,13 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// the check is done, so no part of the history.
 pub const CONFIG_CHECK: &str = "config-check";
 
+/// The label naming an object's component.
+pub const COMPONENT: &str = "app.kubernetes.io/component";
+
 /// A label selector of the objects `operators` manage, but for their configuration checks.
 pub fn managed_by(operators: &[&str]) -> String {
     format!(
-        "{MANAGED_BY} in ({}),app.kubernetes.io/component!={CONFIG_CHECK}",
+        "{MANAGED_BY} in ({}),{COMPONENT}!={CONFIG_CHECK}",
         operators.join(",")
     )
 }
