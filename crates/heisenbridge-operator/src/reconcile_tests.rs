@@ -59,7 +59,13 @@ fn context(client: kube::Client, synapses: Vec<Synapse>, secrets: Vec<Secret>) -
         services: store_of(Vec::new()),
         secrets: store_of(secrets),
     };
-    let pipeline = Pipeline::new(client, "heisenbridge-operator", EVENTS, None);
+    let pipeline = Pipeline::new(
+        client,
+        "heisenbridge-operator",
+        EVENTS,
+        None,
+        Default::default(),
+    );
     Arc::new(Context {
         bridge: BridgeContext::new(pipeline, store_of(synapses), owned.secrets.clone()),
         owned,

@@ -1,7 +1,8 @@
 //! The writes of a reconciliation, all under the operator's field manager and all classified by
 //! [`crate::error`]: server-side apply of the objects the operator owns (only when the cached
-//! object differs, so a steady state writes nothing), of the status, and the one policy for
-//! retained objects ([`crate::retained`]).
+//! object differs, so a steady state writes nothing, and not again while the cache has not caught
+//! up with the last apply: [`crate::unseen`]), of the status, and the one policy for retained
+//! objects ([`crate::retained`]).
 
 use std::fmt::Debug;
 
@@ -16,6 +17,8 @@ use crate::cached_deployment::CachedDeployment;
 use crate::error::{Error, api_error};
 use crate::reconciled::Reconciled;
 use crate::rollout::{Rollout, rollout};
+use crate::unseen::{Key, Unseen, fingerprint};
+use synapse_types::contract::labels;
 
 /// What an apply needs of a kind.
 pub trait Applicable:
@@ -45,13 +48,35 @@ pub struct NotServed;
 pub struct Applier {
     client: Client,
     field_manager: &'static str,
+    unseen: Unseen,
+}
+
+/// What an apply did.
+enum Applied<K> {
+    /// Nothing: the cache holds the object as desired.
+    Held,
+    /// Nothing: the same apply was made over the version the cache still shows.
+    Unseen,
+    /// Wrote; the object as stored.
+    Wrote(K),
+}
+
+impl<K> Applied<K> {
+    fn written(self) -> Option<K> {
+        match self {
+            Self::Wrote(stored) => Some(stored),
+            Self::Held | Self::Unseen => None,
+        }
+    }
 }
 
 impl Applier {
-    pub fn new(client: Client, field_manager: &'static str) -> Self {
+    /// The applier of `field_manager`; `unseen` remembers its applies until the caches show them.
+    pub fn new(client: Client, field_manager: &'static str, unseen: Unseen) -> Self {
         Self {
             client,
             field_manager,
+            unseen,
         }
     }
 
@@ -81,19 +106,17 @@ impl Applier {
     }
 
     /// Applies `desired` unless `existing` (the cached object, in whatever form it is cached)
-    /// already holds everything it sets; returns the object as stored when it wrote. Fields
-    /// another manager set are taken over: the operator owns what it applies.
+    /// already holds everything it sets, or the cache does not show the same apply made before;
+    /// returns the object as stored when it wrote. Fields another manager set are taken over:
+    /// the operator owns what it applies.
     pub async fn apply<K: Applicable>(
         &self,
         desired: &K,
         existing: Option<&impl Serialize>,
     ) -> Result<Option<K>, Error> {
-        if existing.is_some_and(|existing| is_applied(desired, existing)) {
-            return Ok(None);
-        }
-        self.patch_apply(desired)
+        self.apply_unless_held(desired, existing)
             .await
-            .map(Some)
+            .map(Applied::written)
             .map_err(api_error(Self::describe("apply", desired)))
     }
 
@@ -104,15 +127,53 @@ impl Applier {
         desired: &K,
         existing: Option<&impl Serialize>,
     ) -> Result<Result<Option<K>, NotServed>, Error> {
-        if existing.is_some_and(|existing| is_applied(desired, existing)) {
-            return Ok(Ok(None));
-        }
-        match self.patch_apply(desired).await {
-            Ok(stored) => Ok(Ok(Some(stored))),
+        match self.apply_unless_held(desired, existing).await {
+            Ok(applied) => Ok(Ok(applied.written())),
             // An apply creates a missing object: a 404 means the kind is not served.
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(Err(NotServed)),
             Err(error) => Err(api_error(Self::describe("apply", desired))(error)),
         }
+    }
+
+    async fn apply_unless_held<K: Applicable>(
+        &self,
+        desired: &K,
+        existing: Option<&impl Serialize>,
+    ) -> Result<Applied<K>, kube::Error> {
+        let content = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
+        // The version the cache shows: `None` for no object, unknown if it cannot be read.
+        let cached = match existing.map(serde_json::to_value) {
+            None => Some(None),
+            Some(Ok(existing)) => {
+                if is_subset_of_object(&content, &existing) {
+                    return Ok(Applied::Held);
+                }
+                Some(resource_version(&existing))
+            }
+            Some(Err(_)) => None,
+        };
+        // Only objects the operator's own watches hold: their events clear what is remembered.
+        let remembered = cached.filter(|_| {
+            desired.labels().get(labels::MANAGED_BY).map(String::as_str) == Some(self.field_manager)
+        });
+        let key = Key::of(desired);
+        let fingerprint = fingerprint(&content);
+        if let Some(cached) = &remembered
+            && self.unseen.is_pending(&key, fingerprint, cached.as_deref())
+        {
+            tracing::debug!(
+                kind = %K::kind(&()),
+                namespace = desired.namespace().unwrap_or_default(),
+                name = desired.name_any(),
+                "not applied again: the cache does not show the last apply yet"
+            );
+            return Ok(Applied::Unseen);
+        }
+        let stored = self.patch_apply(desired).await?;
+        if let Some(over) = remembered {
+            self.unseen.applied(key, fingerprint, over);
+        }
+        Ok(Applied::Wrote(stored))
     }
 
     async fn patch_apply<K: Applicable>(&self, desired: &K) -> Result<K, kube::Error> {
@@ -159,11 +220,15 @@ impl Applier {
         desired: &Deployment,
         cached: Option<&CachedDeployment>,
     ) -> Result<Rollout, Error> {
-        Ok(match self.apply(desired, cached).await? {
-            Some(stored) => rollout(&stored),
-            None => cached
-                .map(CachedDeployment::rollout)
-                .unwrap_or_else(|| rollout(desired)),
+        let applied = self
+            .apply_unless_held(desired, cached)
+            .await
+            .map_err(api_error(Self::describe("apply", desired)))?;
+        Ok(match (applied, cached) {
+            (Applied::Wrote(stored), _) => rollout(&stored),
+            (Applied::Held, Some(cached)) => cached.rollout(),
+            // Applied, not seen yet: its rollout has not started.
+            (Applied::Held | Applied::Unseen, _) => rollout(desired),
         })
     }
 
@@ -259,13 +324,32 @@ pub fn is_applied(desired: &impl Serialize, existing: &impl Serialize) -> bool {
         serde_json::to_value(desired),
         serde_json::to_value(existing),
     ) {
-        (Ok(serde_json::Value::Object(mut desired)), Ok(existing)) => {
-            desired.remove("apiVersion");
-            desired.remove("kind");
-            is_subset(&serde_json::Value::Object(desired), &existing)
-        }
+        (Ok(desired), Ok(existing)) => is_subset_of_object(&desired, &existing),
         _ => false,
     }
+}
+
+/// [`is_applied`] of serialised objects.
+fn is_subset_of_object(desired: &serde_json::Value, existing: &serde_json::Value) -> bool {
+    let serde_json::Value::Object(desired) = desired else {
+        return false;
+    };
+    desired
+        .iter()
+        .filter(|(key, _)| *key != "apiVersion" && *key != "kind")
+        .all(|(key, value)| {
+            existing
+                .get(key)
+                .is_some_and(|found| is_subset(value, found))
+        })
+}
+
+/// The `resourceVersion` of a serialised object.
+fn resource_version(object: &serde_json::Value) -> Option<String> {
+    object
+        .pointer("/metadata/resourceVersion")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn is_subset(desired: &serde_json::Value, existing: &serde_json::Value) -> bool {
@@ -283,9 +367,104 @@ fn is_subset(desired: &serde_json::Value, existing: &serde_json::Value) -> bool 
 
 #[cfg(test)]
 mod tests {
+    use kube::runtime::watcher::Event;
     use serde_json::json;
 
-    use super::is_subset;
+    use super::*;
+    use crate::testing::{Exchange, ScriptedApi, scripted};
+
+    const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/ns/deployments/hs";
+
+    fn deployment(managed_by: &str, image: &str) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "hs", "namespace": "ns",
+                         "labels": {labels::MANAGED_BY: managed_by}},
+            "spec": {"selector": {"matchLabels": {"app": "x"}},
+                     "template": {"spec": {"containers": [{"name": "c", "image": image}]}}},
+        }))
+        .unwrap()
+    }
+
+    fn cached(desired: &Deployment, version: &str) -> CachedDeployment {
+        let mut stored = serde_json::to_value(desired).unwrap();
+        stored["metadata"]["resourceVersion"] = json!(version);
+        serde_json::from_value(stored).unwrap()
+    }
+
+    /// An applier whose Deployments' watch is followed, what that watch sees, the API.
+    fn following_deployments() -> (Applier, impl Fn(&Event<CachedDeployment>), ScriptedApi) {
+        let (client, api) = scripted();
+        let unseen = Unseen::default();
+        let seen = unseen.follow::<CachedDeployment>();
+        (Applier::new(client, "synapse-operator", unseen), seen, api)
+    }
+
+    #[tokio::test]
+    async fn an_apply_the_cache_does_not_show_yet_is_not_repeated() {
+        let (applier, seen, api) = following_deployments();
+        let desired = deployment("synapse-operator", "synapse:1");
+        let changed = deployment("synapse-operator", "synapse:2");
+        let script = (0..5)
+            .map(|_| Exchange::patch(DEPLOYMENTS).echo())
+            .collect();
+        let waiting = rollout(&desired);
+        api.play(script, async {
+            let none = None::<&CachedDeployment>;
+            // Created; the next reconciliation runs before the watch shows it.
+            assert_eq!(
+                applier.apply_deployment(&desired, none).await.unwrap(),
+                waiting
+            );
+            assert_eq!(
+                applier.apply_deployment(&desired, none).await.unwrap(),
+                waiting
+            );
+            // Something else to apply is applied.
+            applier.apply_deployment(&changed, none).await.unwrap();
+            // Seen, then deleted: applied again.
+            seen(&Event::Apply(cached(&changed, "2")));
+            applier.apply_deployment(&changed, none).await.unwrap();
+            // Changed over version 3: not again while the cache shows 3, again once it moved on.
+            let three = cached(&desired, "3");
+            applier
+                .apply_deployment(&changed, Some(&three))
+                .await
+                .unwrap();
+            applier
+                .apply_deployment(&changed, Some(&three))
+                .await
+                .unwrap();
+            let four = cached(&desired, "4");
+            applier
+                .apply_deployment(&changed, Some(&four))
+                .await
+                .unwrap();
+            assert!(
+                applier
+                    .apply(&changed, Some(&cached(&changed, "5")))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn objects_the_operators_watch_does_not_hold_are_always_applied() {
+        let (applier, _seen, api) = following_deployments();
+        let foreign = deployment("someone-else", "synapse:1");
+        let script = vec![
+            Exchange::patch(DEPLOYMENTS).echo(),
+            Exchange::patch(DEPLOYMENTS).echo(),
+        ];
+        api.play(script, async {
+            let none = None::<&CachedDeployment>;
+            applier.apply(&foreign, none).await.unwrap();
+            applier.apply(&foreign, none).await.unwrap();
+        })
+        .await;
+    }
 
     #[test]
     fn defaulted_fields_do_not_count_but_changes_and_list_lengths_do() {

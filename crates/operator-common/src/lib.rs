@@ -32,6 +32,7 @@ pub mod runtime;
 pub mod subject;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod unseen;
 pub mod watch;
 pub mod wiring;
 pub mod workload;

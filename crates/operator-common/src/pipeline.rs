@@ -23,6 +23,7 @@ use crate::events::{EventPolicy, Events, Notice, condition_notices};
 use crate::input::ConfigMapReader;
 use crate::reconciled::{ObjectStatus, Reconciled};
 use crate::runtime::Runtime;
+use crate::unseen::Unseen;
 
 /// What a reconciliation arrived at: the next status, the Events that are not condition
 /// changes, and when to look again without a change (inputs that cannot be watched).
@@ -89,19 +90,22 @@ impl Pipeline {
             runtime.field_manager,
             policy,
             runtime.namespace.clone(),
+            runtime.unseen.clone(),
         )
     }
 
     /// The pipeline of the operator `field_manager`, announcing condition changes by `policy`;
-    /// `watched`: the one namespace it is installed for, if it is.
+    /// `watched`: the one namespace it is installed for, if it is; `unseen`: its applies its
+    /// caches do not show yet.
     pub fn new(
         client: kube::Client,
         field_manager: &'static str,
         policy: EventPolicy,
         watched: Option<String>,
+        unseen: Unseen,
     ) -> Self {
         Self {
-            applier: Applier::new(client.clone(), field_manager),
+            applier: Applier::new(client.clone(), field_manager, unseen),
             config_maps: ConfigMapReader::new(client.clone(), watched),
             events: Events::new(client, field_manager),
             policy,
@@ -311,7 +315,7 @@ mod tests {
     #[tokio::test]
     async fn a_cache_behind_any_of_several_status_writes_is_not_written_over_again() {
         let (client, api) = scripted();
-        let pipeline = Pipeline::new(client, "synapse-operator", QUIET, None);
+        let pipeline = Pipeline::new(client, "synapse-operator", QUIET, None, Unseen::default());
         let status = |generation| Converged::status(observing(generation));
         let work = async {
             // Two writes before the cache shows either: both made over version 1.
@@ -349,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn a_cache_showing_the_operators_own_change_of_the_object_is_behind_its_status() {
         let (client, api) = scripted();
-        let pipeline = Pipeline::new(client, "synapse-operator", QUIET, None);
+        let pipeline = Pipeline::new(client, "synapse-operator", QUIET, None, Unseen::default());
         let work = async {
             // The reconciliation of version 1 added a finalizer (version 2), then wrote the
             // status (version 3).

@@ -18,6 +18,7 @@ use crate::leader::{self, LeaseError};
 use crate::logging::{self, LoggingError};
 use crate::metrics::Metrics;
 use crate::pace::PaceLayer;
+use crate::unseen::Unseen;
 
 /// The operator could not run, or stopped for a reason other than a shutdown signal.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,8 @@ pub struct Runtime {
     pub shutdown: CancellationToken,
     /// How many objects are reconciled at once at most.
     pub concurrency: u16,
+    /// The applies the caches of this run of the controller do not show yet.
+    pub unseen: Unseen,
 }
 
 impl Runtime {
@@ -136,6 +139,7 @@ where
         health: health.clone(),
         shutdown: shutdown.clone(),
         concurrency: args.max_concurrent_reconciles,
+        unseen: Unseen::default(),
     };
 
     let outcome = lead_or_run(operator, &args, runtime, controller).await;
@@ -184,8 +188,10 @@ where
     let (health, metrics) = (runtime.health.clone(), Arc::clone(&runtime.metrics));
     let shutdown = runtime.shutdown.clone();
     leader::lead(lease, &name, &health, &metrics, &shutdown, |stop| {
+        // A new term starts new caches.
         controller(Runtime {
             shutdown: stop,
+            unseen: Unseen::default(),
             ..runtime
         })
     })

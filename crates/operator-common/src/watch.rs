@@ -10,7 +10,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt as _};
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::core::ObjectMeta;
 use kube::runtime::WatchStreamExt as _;
@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 
 use crate::events::Events;
 use crate::reconciled::Reconciled;
+use crate::unseen::Unseen;
 use synapse_types::contract::labels;
 
 /// A stream of objects that changed, for a controller's `owns_stream`/`watches_stream`.
@@ -146,10 +147,36 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     K: Send + Sync + 'static,
 {
+    cache_seen_by(api, config, |_: &Event<K>| {})
+}
+
+/// [`cache`] of objects the operator applies, whose events `unseen` follows.
+pub fn applied_cache<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    unseen: &Unseen,
+) -> (Store<K>, Triggers<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    K: Send + Sync + 'static,
+{
+    cache_seen_by(api, config, unseen.follow::<K>())
+}
+
+fn cache_seen_by<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    seen: impl Fn(&Event<K>) + Send + 'static,
+) -> (Store<K>, Triggers<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    K: Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
     let stream = watcher::watcher(api, config.page_size(LIST_PAGE))
         .modify(strip_managed_fields)
         .reflect(writer)
+        .inspect_ok(seen)
         .touched_objects();
     (
         reader,

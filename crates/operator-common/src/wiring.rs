@@ -23,7 +23,8 @@ use crate::labels::named_by_label;
 use crate::reconciled::Reconciled;
 use crate::runtime::Runtime;
 use crate::watch::{
-    Triggers, cache, dynamic_triggers, metadata_cache, metadata_triggers, resource_of, tolerant,
+    Triggers, applied_cache, dynamic_triggers, metadata_cache, metadata_triggers, resource_of,
+    tolerant,
 };
 
 /// The object of kind `K` an object of ours belongs to, by its instance label: how objects
@@ -54,10 +55,12 @@ impl Owned {
     /// Watches what the operator of `runtime` owns; the caches join `caches`.
     pub fn watch(runtime: &Runtime, caches: &mut Caches) -> (Self, OwnedTriggers) {
         let managed = runtime.managed_objects();
+        let unseen = &runtime.unseen;
         let (deployments, deployment_triggers) =
-            cache(runtime.api::<CachedDeployment>(), managed.clone());
-        let (services, service_triggers) = cache(runtime.api::<Service>(), managed.clone());
-        let (secrets, secret_triggers) = cache(runtime.api::<Secret>(), managed);
+            applied_cache(runtime.api::<CachedDeployment>(), managed.clone(), unseen);
+        let (services, service_triggers) =
+            applied_cache(runtime.api::<Service>(), managed.clone(), unseen);
+        let (secrets, secret_triggers) = applied_cache(runtime.api::<Secret>(), managed, unseen);
         caches.add(&deployments);
         caches.add(&services);
         caches.add(&secrets);

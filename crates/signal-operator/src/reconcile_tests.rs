@@ -60,7 +60,7 @@ fn context(client: kube::Client, synapses: Vec<Synapse>) -> Arc<Context> {
         services: store_of(Vec::new()),
         secrets: store_of(Vec::new()),
     };
-    let pipeline = Pipeline::new(client, "signal-operator", EVENTS, None);
+    let pipeline = Pipeline::new(client, "signal-operator", EVENTS, None, Default::default());
     Arc::new(Context {
         bridge: BridgeContext::new(pipeline, store_of(synapses), owned.secrets.clone()),
         caches: Caches {

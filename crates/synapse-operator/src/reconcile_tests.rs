@@ -99,7 +99,13 @@ fn context(client: kube::Client, cached: Cached) -> Arc<Context> {
 }
 
 fn context_of(client: kube::Client, caches: Caches) -> Context {
-    let pipeline = Pipeline::new(client, "synapse-operator", crate::status::EVENTS, None);
+    let pipeline = Pipeline::new(
+        client,
+        "synapse-operator",
+        crate::status::EVENTS,
+        None,
+        Default::default(),
+    );
     Context { pipeline, caches }
 }
 
