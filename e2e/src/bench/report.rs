@@ -1,4 +1,6 @@
-//! The figures of one run: a table for people, one JSON object for comparing runs.
+//! The figures of one run: a table for people, one JSON object for comparing runs. A run of
+//! several rounds reports the round of the median ratio of the operator to the floor in full,
+//! and each round's ratios with their medians.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -233,9 +235,11 @@ impl OperatorFigures {
     }
 }
 
-/// Everything one run measured.
+/// Everything one round of a run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
+    /// The round, from 1.
+    pub round: usize,
     pub n: usize,
     pub workers: usize,
     /// One Heisenbridge per Synapse.
@@ -296,6 +300,7 @@ impl Figures {
         let f = &self.floor;
         let number = |x: f64| if x.is_finite() { json!(x) } else { json!(null) };
         let mut figures = json!({
+            "round": self.round,
             "n": self.n,
             "workers": self.workers,
             "heisenbridge": self.heisenbridge,
@@ -498,6 +503,134 @@ impl Figures {
     }
 }
 
+/// The rounds of a run, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Rounds(pub Vec<Figures>);
+
+/// A ratio of a round's figures.
+type Ratio = fn(&Figures) -> f64;
+
+/// The ratios rounds are compared by, under their JSON keys.
+const RATIOS: [(&str, Ratio); 4] = [
+    ("children_ratio", Figures::children_ratio),
+    (
+        "children_ratio_floor_crs",
+        Figures::children_ratio_floor_crs,
+    ),
+    ("floor_crs_ratio", Figures::floor_crs_ratio),
+    ("creation_ratio", Figures::creation_ratio),
+];
+
+impl Rounds {
+    /// The round of the median ratio of the operator to the floor (of an even count, the lower
+    /// of the two middle ones).
+    pub fn median_round(&self) -> &Figures {
+        let mut rounds: Vec<&Figures> = self.0.iter().collect();
+        rounds.sort_by(|a, b| a.children_ratio().total_cmp(&b.children_ratio()));
+        rounds[(rounds.len() - 1) / 2]
+    }
+
+    /// The median over the rounds of `ratio`.
+    fn median(&self, ratio: Ratio) -> f64 {
+        let values = sorted(self.0.iter().map(ratio).collect());
+        values[(values.len() - 1) / 2]
+    }
+
+    /// The median round's figures, each round's ratios under `rounds` and their medians under
+    /// `median`.
+    pub fn json(&self) -> Value {
+        let number = |x: f64| if x.is_finite() { json!(x) } else { json!(null) };
+        let rounds: Vec<Value> = (self.0.iter())
+            .map(|f| {
+                let mut round = json!({
+                    "round": f.round,
+                    "floor_deployments_ready_s": f.floor.deployments_ready_s,
+                    "floor_crs_deployments_ready_s": f.floor_crs.deployments_ready_s,
+                    "deployments_ready_s": f.convergence.deployments_ready_s,
+                    "tail_lag_s": number(f.convergence.tail_lag_s),
+                    "writes_per_cr": f.operators.first().map(|o| o.at_ready.writes() / f.n as f64),
+                    "peak_rss_mib": f.operators.first().map(|o| number(o.peak_rss_mib())),
+                });
+                for (key, ratio) in RATIOS {
+                    round[key] = number(ratio(f));
+                }
+                round
+            })
+            .collect();
+        let mut median = json!({});
+        for (key, ratio) in RATIOS {
+            median[key] = number(self.median(ratio));
+        }
+        let mut figures = self.median_round().json();
+        figures["rounds"] = json!(rounds);
+        figures["median"] = median;
+        figures
+    }
+
+    /// The median round's table and, of several rounds, each one's ratios and their medians.
+    pub fn table(&self) -> String {
+        let median = self.median_round();
+        let mut out = median.table();
+        if self.0.len() < 2 {
+            return out;
+        }
+        out.push_str(&format!(
+            "\nThe table above is round {} of {}, the median operator / floor. Each round, in s:\n",
+            median.round,
+            self.0.len()
+        ));
+        out.push_str(
+            "round  floor    + CRs    operator  / floor  / + CRs  creation  writes/CR  tail lag  RSS MiB\n",
+        );
+        let ratio = |r: f64| format!("{r:.2}x");
+        for f in &self.0 {
+            let synapse_operator = f.operators.first();
+            out.push_str(&format!(
+                "{:<5}  {:<7.2}  {:<7.2}  {:<8.2}  {:<7}  {:<7}  {:<8}  {:<9.3}  {:<8.2}  {:.1}\n",
+                f.round,
+                f.floor.deployments_ready_s,
+                f.floor_crs.deployments_ready_s,
+                f.convergence.deployments_ready_s,
+                ratio(f.children_ratio()),
+                ratio(f.children_ratio_floor_crs()),
+                ratio(f.creation_ratio()),
+                synapse_operator.map_or(f64::NAN, |o| o.at_ready.writes() / f.n as f64),
+                f.convergence.tail_lag_s,
+                synapse_operator.map_or(f64::NAN, OperatorFigures::peak_rss_mib),
+            ));
+        }
+        let children = self.median(Figures::children_ratio);
+        let creation = self.median(Figures::creation_ratio);
+        let rows = [
+            target(
+                "median ratio operator / floor",
+                format!("{children:.2}x"),
+                format!("<= {TARGET_CHILDREN_RATIO}x"),
+                children <= TARGET_CHILDREN_RATIO,
+            ),
+            row(
+                "median ratio operator / floor + CRs and statuses",
+                format!("{:.2}x", self.median(Figures::children_ratio_floor_crs)),
+            ),
+            row(
+                "median ratio floor + CRs and statuses / floor",
+                format!("{:.2}x", self.median(Figures::floor_crs_ratio)),
+            ),
+            target(
+                "median ratio of CR creation with / without operator",
+                format!("{creation:.2}x"),
+                format!("<= {TARGET_CREATION_RATIO}x"),
+                creation <= TARGET_CREATION_RATIO,
+            ),
+        ];
+        for (label, value, target) in rows {
+            out.push_str(format!("{label:<52}  {value:<6}  {target}").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// Label, value, target with its verdict.
 type Row = (String, String, String);
 
@@ -617,5 +750,53 @@ mod tests {
         assert!(!table.contains("N=1000)"), "{table}");
         // The RSS and writes targets are the synapse-operator's alone.
         assert_eq!(table.matches("target <= 8").count(), 1, "{table}");
+    }
+
+    #[test]
+    fn several_rounds_report_the_median_round_and_each_rounds_ratios() {
+        let round = |round: usize, operator_s: f64, creation_with_s: f64| Figures {
+            round,
+            n: 1000,
+            creation_without_s: 2.0,
+            creation_with_s,
+            floor: Floor {
+                deployments_ready_s: 100.0,
+                ..Floor::default()
+            },
+            floor_crs: Floor {
+                deployments_ready_s: 110.0,
+                ..Floor::default()
+            },
+            convergence: Convergence {
+                deployments_ready_s: operator_s,
+                ..Convergence::default()
+            },
+            ..Figures::default()
+        };
+        let rounds = Rounds(vec![
+            round(1, 130.0, 2.0),
+            round(2, 100.0, 4.0),
+            round(3, 120.0, 2.5),
+        ]);
+        assert_eq!(rounds.median_round().round, 3);
+        let json = rounds.json();
+        assert_eq!(json["round"], 3);
+        assert_eq!(json["children_ratio"], 1.2);
+        assert_eq!(json["median"]["children_ratio"], 1.2);
+        assert_eq!(json["median"]["creation_ratio"], 1.25);
+        assert_eq!(json["rounds"].as_array().unwrap().len(), 3);
+        assert_eq!(json["rounds"][0]["children_ratio"], 1.3);
+        let table = rounds.table();
+        for expected in [
+            "round 3 of 3",
+            "1      100.00   110.00   130.00    1.30x",
+            "1.20x   target <= 1.05x: MISSED",
+            "target <= 1.5x: ok",
+        ] {
+            assert!(table.contains(expected), "{expected}: {table}");
+        }
+        let one = Rounds(vec![round(1, 100.0, 2.0)]);
+        assert!(!one.table().contains("round 1 of 1"));
+        assert_eq!(one.json()["median"]["children_ratio"], 1.0);
     }
 }

@@ -13,7 +13,7 @@ use clap::Parser;
 use e2e::bench::floor::Children;
 use e2e::bench::foreign::Foreign;
 use e2e::bench::operator::{self, Operator};
-use e2e::bench::report::{Convergence, Figures, Floor, OperatorFigures};
+use e2e::bench::report::{Convergence, Figures, Floor, OperatorFigures, Rounds};
 use e2e::bench::track::{Expected, Tracker};
 use e2e::bench::{self, Burst, Desired, nodes};
 use tokio::signal::unix::{SignalKind, signal};
@@ -68,6 +68,10 @@ struct Args {
     /// Heisenbridge).
     #[arg(long)]
     timeout_secs: Option<u64>,
+    /// How many times to measure the floors and the operators, alternately: one run on a busy
+    /// plane varies by more than the targets allow, the median of three less.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 impl Args {
@@ -80,6 +84,15 @@ impl Args {
 
     fn namespace(&self, run_id: &str, pass: &str) -> String {
         format!("{}{run_id}-{pass}", self.namespace_prefix)
+    }
+
+    /// The namespace of `pass` in `round` (counted from 1): the first round's are named as
+    /// without rounds.
+    fn round_namespace(&self, run_id: &str, pass: &str, round: usize) -> String {
+        match round {
+            1 => self.namespace(run_id, pass),
+            _ => self.namespace(run_id, &format!("{pass}-{round}")),
+        }
     }
 }
 
@@ -232,6 +245,7 @@ async fn main() -> ExitCode {
         client: &client,
         run_id: &run_id,
         timeout,
+        round: 1,
     };
     let result = tokio::select! {
         result = run.run(&mut leftovers) => result,
@@ -241,9 +255,11 @@ async fn main() -> ExitCode {
              under test leave them alone; the run is void"
         )),
     };
-    let result = result.map(|mut figures| {
-        figures.foreign_namespaces = foreign.namespaces().into_iter().collect();
-        figures
+    let result = result.map(|mut rounds| {
+        for figures in &mut rounds.0 {
+            figures.foreign_namespaces = foreign.namespaces().into_iter().collect();
+        }
+        rounds
     });
     if let Err(e) = &result {
         eprintln!("error: {e:#}");
@@ -252,13 +268,13 @@ async fn main() -> ExitCode {
     }
     let cleaned = leftovers.clean(timeout).await;
     match result {
-        Ok(figures) => {
-            let json = figures.json().to_string();
+        Ok(rounds) => {
+            let json = rounds.json().to_string();
             let path = args.out_dir.join("result.json");
             if let Err(e) = std::fs::write(&path, format!("{json}\n")) {
                 eprintln!("error: write {}: {e}", path.display());
             }
-            println!("{}", figures.table());
+            println!("{}", rounds.table());
             println!("JSON written to {}", path.display());
             println!("{json}");
             if cleaned {
@@ -312,36 +328,65 @@ struct Run<'a> {
     client: &'a kube::Client,
     run_id: &'a str,
     timeout: Duration,
+    /// The round its passes belong to, from 1.
+    round: usize,
 }
 
 impl Run<'_> {
     /// The passes of a run, in order; `leftovers` removes what a failed one leaves.
-    async fn run(&self, leftovers: &mut Leftovers) -> Result<Figures> {
+    async fn run(&self, leftovers: &mut Leftovers) -> Result<Rounds> {
         let started = Instant::now();
-        if self.args.n == 0 || self.args.workers == 0 {
-            bail!("N and --workers must be at least 1");
+        if self.args.n == 0 || self.args.workers == 0 || self.args.rounds == 0 {
+            bail!("N, --workers and --rounds must be at least 1");
         }
         std::fs::create_dir_all(&self.args.out_dir)
             .with_context(|| format!("create {}", self.args.out_dir.display()))?;
-        let mut figures = Figures {
+        let mut first = Figures {
             n: self.args.n,
             workers: self.args.workers,
             heisenbridge: self.args.heisenbridge_operator.is_some(),
             revision: self.args.revision.clone(),
             idle_secs: self.args.idle_secs,
-            load_start: bench::load_average(),
             ..Figures::default()
         };
-        self.add_nodes(leftovers, &mut figures).await?;
+        self.add_nodes(leftovers, &mut first).await?;
         let children = self.capture_children(leftovers).await?;
-        self.floors(&children, leftovers, &mut figures).await?;
-        self.without_operators(&children, leftovers, &mut figures)
-            .await?;
-        self.with_operators(&children, leftovers, &mut figures)
-            .await?;
+        let mut rounds = Vec::new();
+        for round in 1..=self.args.rounds {
+            if self.args.rounds > 1 {
+                step(&format!("round {round} of {}", self.args.rounds));
+            }
+            let run = Run { round, ..*self };
+            let mut figures = Figures {
+                round,
+                load_start: bench::load_average(),
+                ..first.clone()
+            };
+            run.floors(&children, leftovers, &mut figures).await?;
+            run.without_operators(&children, leftovers, &mut figures)
+                .await?;
+            run.with_operators(&children, leftovers, &mut figures)
+                .await?;
+            rounds.push(figures);
+        }
         leftovers.remove_nodes(self.timeout).await?;
-        figures.total_s = bench::secs(started.elapsed());
-        Ok(figures)
+        for figures in &mut rounds {
+            figures.total_s = bench::secs(started.elapsed());
+        }
+        Ok(Rounds(rounds))
+    }
+
+    /// The namespace of `pass` in this round.
+    fn namespace(&self, pass: &str) -> String {
+        self.args.round_namespace(self.run_id, pass, self.round)
+    }
+
+    /// The prefix of the operators' logs in this round.
+    fn log_prefix(&self) -> String {
+        match self.round {
+            1 => String::new(),
+            round => format!("round-{round}-"),
+        }
     }
 
     /// Room for N sets of pods: one node first, to learn how many pods a node as kwok makes it
@@ -373,7 +418,7 @@ impl Run<'_> {
     /// The children of one set as the operators make them: one set reconciled by operators of its
     /// own in a namespace of its own, until nothing more is written.
     async fn capture_children(&self, leftovers: &mut Leftovers) -> Result<Children> {
-        let namespace = self.args.namespace(self.run_id, "template");
+        let namespace = self.namespace("template");
         leftovers.create_namespace(&namespace).await?;
         let binaries = self.args.binaries();
         leftovers
@@ -447,7 +492,7 @@ impl Run<'_> {
         leftovers: &mut Leftovers,
         set_of: impl Fn(usize, &str) -> Result<Vec<Desired>>,
     ) -> Result<Floor> {
-        let namespace = self.args.namespace(self.run_id, pass);
+        let namespace = self.namespace(pass);
         leftovers.create_namespace(&namespace).await?;
         let sets = (0..self.args.n)
             .map(|i| set_of(i, &namespace))
@@ -486,7 +531,7 @@ impl Run<'_> {
         leftovers: &mut Leftovers,
         figures: &mut Figures,
     ) -> Result<()> {
-        let namespace = self.args.namespace(self.run_id, "without");
+        let namespace = self.namespace("without");
         leftovers.create_namespace(&namespace).await?;
         let sets = custom_resources(self.args);
         // The watches of the run with the operators, followed the same way while the burst is
@@ -526,7 +571,11 @@ impl Run<'_> {
         figures: &mut Figures,
     ) -> Result<()> {
         let ready = leftovers
-            .start_operators(&self.args.binaries(), "", &self.args.operator_log_level)
+            .start_operators(
+                &self.args.binaries(),
+                &self.log_prefix(),
+                &self.args.operator_log_level,
+            )
             .await?;
         for (operator, ready_s) in leftovers.operators.iter().zip(ready) {
             figures.operators.push(OperatorFigures {
@@ -538,7 +587,7 @@ impl Run<'_> {
             });
         }
 
-        let namespace = self.args.namespace(self.run_id, "with");
+        let namespace = self.namespace("with");
         leftovers.create_namespace(&namespace).await?;
         let sets = custom_resources(self.args);
         let expected = Expected {
