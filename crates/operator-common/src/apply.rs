@@ -153,13 +153,14 @@ impl Applier {
             Some(Err(_)) => None,
         };
         // Only objects the operator's own watches hold: their events clear what is remembered.
-        let remembered = cached.filter(|_| {
-            desired.labels().get(labels::MANAGED_BY).map(String::as_str) == Some(self.field_manager)
-        });
-        let key = Key::of(desired);
-        let fingerprint = fingerprint(&content);
-        if let Some(cached) = &remembered
-            && self.unseen.is_pending(&key, fingerprint, cached.as_deref())
+        let remembered = cached
+            .filter(|_| {
+                desired.labels().get(labels::MANAGED_BY).map(String::as_str)
+                    == Some(self.field_manager)
+            })
+            .map(|over| (Key::of(desired), fingerprint(&content), over));
+        if let Some((key, fingerprint, over)) = &remembered
+            && self.unseen.is_pending(key, *fingerprint, over.as_deref())
         {
             tracing::debug!(
                 kind = %K::kind(&()),
@@ -170,7 +171,7 @@ impl Applier {
             return Ok(Applied::Unseen);
         }
         let stored = self.patch_apply(desired).await?;
-        if let Some(over) = remembered {
+        if let Some((key, fingerprint, over)) = remembered {
             self.unseen.applied(key, fingerprint, over);
         }
         Ok(Applied::Wrote(stored))

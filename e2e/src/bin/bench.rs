@@ -85,15 +85,6 @@ impl Args {
     fn namespace(&self, run_id: &str, pass: &str) -> String {
         format!("{}{run_id}-{pass}", self.namespace_prefix)
     }
-
-    /// The namespace of `pass` in `round` (counted from 1): the first round's are named as
-    /// without rounds.
-    fn round_namespace(&self, run_id: &str, pass: &str, round: usize) -> String {
-        match round {
-            1 => self.namespace(run_id, pass),
-            _ => self.namespace(run_id, &format!("{pass}-{round}")),
-        }
-    }
 }
 
 /// What a run created and has not removed yet: removed on any exit.
@@ -376,9 +367,12 @@ impl Run<'_> {
         Ok(Rounds(rounds))
     }
 
-    /// The namespace of `pass` in this round.
+    /// The namespace of `pass` in this round: the first round's are named as without rounds.
     fn namespace(&self, pass: &str) -> String {
-        self.args.round_namespace(self.run_id, pass, self.round)
+        match self.round {
+            1 => self.args.namespace(self.run_id, pass),
+            round => self.args.namespace(self.run_id, &format!("{pass}-{round}")),
+        }
     }
 
     /// The prefix of the operators' logs in this round.
